@@ -1,0 +1,1 @@
+"""Dataset generators and loaders, one module per dataset family."""

@@ -1,0 +1,100 @@
+"""Matplotlib figures shared by the stages (headless Agg backend)."""
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def curves(x: Sequence, series: Mapping[str, Sequence], *, title: str, xlabel: str,
+           ylabel: str, logy: bool = False):
+    """One line per named series over a shared x axis."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, ys in series.items():
+        ax.plot(x, ys, label=label)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def scatter_splits(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str):
+    """Side-by-side 2-D scatter plots, one per split, coloured by label."""
+    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4.5), squeeze=False)
+    for ax, (split, (X, y)) in zip(axes[0], splits.items()):
+        for label in np.unique(y):
+            mask = y == label
+            ax.scatter(X[mask, 0], X[mask, 1], s=8, alpha=0.7, label=f"class {label}")
+        ax.set(title=f"{title}: {split} ({len(y)})", xlabel="x1", ylabel="x2")
+        ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def decision_surface(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray,
+                     *, title: str, resolution: int = 200, grid: tuple[np.ndarray, np.ndarray] | None = None):
+    """Filled contour of ``predict`` (class scores or labels) over the plane, with points on top.
+
+    ``grid`` may be a precomputed ``(xx, yy)`` mesh (the circles dataset ships one).
+    """
+    if grid is None:
+        pad = 0.5
+        xs = np.linspace(X[:, 0].min() - pad, X[:, 0].max() + pad, resolution)
+        ys = np.linspace(X[:, 1].min() - pad, X[:, 1].max() + pad, resolution)
+        grid = np.meshgrid(xs, ys)
+    xx, yy = grid
+    zz = np.asarray(predict(np.c_[xx.ravel(), yy.ravel()])).reshape(xx.shape)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.contourf(xx, yy, zz, levels=20, cmap="RdBu", alpha=0.6)
+    for label in np.unique(y):
+        mask = y == label
+        ax.scatter(X[mask, 0], X[mask, 1], s=8, edgecolor="k", linewidth=0.2, label=f"class {label}")
+    ax.set(title=title, xlabel="x1", ylabel="x2")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(values: np.ndarray, row_labels: Sequence, col_labels: Sequence, *, title: str,
+            xlabel: str, ylabel: str, fmt: str = "{:.2f}"):
+    """Annotated heat-map; NaN cells (diverged runs) are drawn grey and marked."""
+    values = np.asarray(values, dtype=float)
+    fig, ax = plt.subplots(figsize=(1.2 * len(col_labels) + 2, 0.7 * len(row_labels) + 1.8))
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("lightgrey")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto")
+    ax.set_xticks(range(len(col_labels)), [str(c) for c in col_labels])
+    ax.set_yticks(range(len(row_labels)), [str(r) for r in row_labels])
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            text = "diverged" if np.isnan(values[i, j]) else fmt.format(values[i, j])
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="w" if not np.isnan(values[i, j]) else "k")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def bar_chart(groups: Mapping[str, Mapping[str, float]], *, title: str, ylabel: str):
+    """Grouped bars: ``{group: {series: value}}``."""
+    group_names = list(groups)
+    series_names = list(next(iter(groups.values())))
+    width = 0.8 / len(series_names)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k, series in enumerate(series_names):
+        xs = np.arange(len(group_names)) + (k - (len(series_names) - 1) / 2) * width
+        heights = [groups[g][series] for g in group_names]
+        bars = ax.bar(xs, heights, width, label=series)
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+    ax.set_xticks(range(len(group_names)), group_names)
+    ax.set(title=title, ylabel=ylabel)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,37 @@
+"""Seeding, determinism and device choice for numpy and torch."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def numpy_rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def seed_torch(seed: int) -> None:
+    """Seed torch and switch on deterministic algorithms (same params, same numbers)."""
+    import torch
+
+    # Needed by deterministic cuBLAS; harmless on the CPU.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    if hasattr(torch.backends, "cudnn"):
+        torch.backends.cudnn.benchmark = False
+
+
+def torch_device(name: str):
+    """``auto`` picks CUDA when torch sees a GPU, else the CPU."""
+    import torch
+
+    from nnlab.errors import ParamError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ParamError("train.device = 'cuda': torch sees no CUDA device here (use auto or cpu)")
+    if name not in ("cpu", "cuda"):
+        raise ParamError(f"train.device = {name!r}: must be one of auto, cpu, cuda")
+    return torch.device(name)
