@@ -1,0 +1,54 @@
+"""Shared test helpers: repository paths, the real-data samples, and running a stage."""
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real-format samples beside the repository; tests skip when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def default_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def venv_env() -> dict:
+    """The environment with this interpreter's bin first, so `python` and `dvc` are the venv's."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = ""
+    return env
+
+
+def run_stage(stage: str, params: dict, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``python -m stages.<stage> --params <tmp>`` in ``cwd`` with ``params`` written out."""
+    params_file = cwd / "params.test.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    return subprocess.run(
+        [sys.executable, "-m", f"stages.{stage}", "--params", str(params_file)],
+        cwd=cwd, env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
+    )

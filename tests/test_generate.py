@@ -1,0 +1,70 @@
+"""The generate stage: deterministic datasets of the right shapes, and clear errors."""
+import numpy as np
+import pytest
+
+from conftest import default_params, deep_merge, run_stage
+from nnlab.datasets import synthetic
+from nnlab.params import Section
+from stages.generate import build
+
+
+def generated(overrides=None):
+    cfg = deep_merge(default_params()["generate"], overrides or {})
+    return build(Section(cfg, file="params.yaml", prefix="generate"))
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    first, again, other = generated(), generated(), generated({"seed": 7})
+    for name in first:
+        for key, array in first[name].arrays().items():
+            np.testing.assert_array_equal(array, again[name].arrays()[key])
+    assert not np.array_equal(first["moons_1000"].X_train, other["moons_1000"].X_train)
+
+
+def test_shapes_and_splits():
+    data = generated()
+    g = data["gaussians"]
+    assert g.X_train.shape == (160, 2) and g.X_test.shape == (40, 2)
+    assert sorted(np.unique(g.y_train)) == [-1, 1]
+    assert (g.y_test == 1).sum() == 20  # stratified: 20% of each class
+    assert data["moons_1000"].X_train.shape == (800, 2)
+    assert data["moons_2000"].X_test.shape == (400, 2)
+    circles = data["circles"]
+    assert circles.X_train.shape == circles.X_test.shape == (200, 2)
+    assert circles.extra["grid_x"].shape == circles.extra["grid_y"].shape
+
+
+def test_means_and_covariance_come_from_params():
+    g = generated({"gaussians": {"n_per_class": 2000, "mean_pos": [3.0, -2.0],
+                                 "cov_pos": [[4.0, 0.0], [0.0, 0.25]]}})["gaussians"]
+    pos = np.vstack([g.X_train[g.y_train == 1], g.X_test[g.y_test == 1]])
+    np.testing.assert_allclose(pos.mean(axis=0), [3.0, -2.0], atol=0.1)
+    np.testing.assert_allclose(pos.var(axis=0), [4.0, 0.25], rtol=0.1)
+
+
+def test_one_hot():
+    np.testing.assert_array_equal(synthetic.one_hot(np.array([1, 0]), 2), [[0, 1], [1, 0]])
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"moons_1000": {"noise": "lots"}}, "generate.moons_1000.noise = 'lots': must be a number"),
+    ({"circles": {"test_fraction": 1.5}}, "generate.circles.test_fraction = 1.5: must be <= 0.99"),
+    ({"gaussians": {"cov_pos": [[1, 0]]}}, "generate.gaussians.cov_pos"),
+    ({"moons_3000": {"n_samples": 3}}, "unknown key generate.moons_3000"),
+])
+def test_bad_params_one_line_and_no_outputs(tmp_path, override, message):
+    params = deep_merge(default_params(), {"generate": override})
+    result = run_stage("generate", params, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "plots").exists()
+
+
+def test_stage_writes_every_dataset(tmp_path):
+    result = run_stage("generate", default_params(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    names = {"gaussians", "moons_1000", "moons_2000", "circles"}
+    assert {p.stem for p in (tmp_path / "data/generated").glob("*.npz")} == names
+    assert {p.stem for p in (tmp_path / "plots/generate").glob("*.png")} == names
+    split = synthetic.load_split(tmp_path / "data/generated/circles.npz")
+    assert "grid_x" in split.extra

@@ -1,0 +1,45 @@
+"""Outputs are valid JSON always and appear all at once or not at all."""
+import json
+
+import numpy as np
+import pytest
+
+from nnlab.io import StageOutputs, dumps_json, write_json
+
+
+def test_non_finite_values_become_null(tmp_path):
+    path = tmp_path / "m.json"
+    write_json(path, {"loss": float("nan"), "acc": np.float32(0.5), "hist": np.array([1.0, np.inf]),
+                      "n": np.int64(3), "ok": np.bool_(True)})
+    assert json.loads(path.read_text()) == {"loss": None, "acc": 0.5, "hist": [1.0, None], "n": 3, "ok": True}
+
+
+def test_outputs_appear_only_on_success(tmp_path):
+    (tmp_path / "old.json").write_text('{"old": true}')
+    with pytest.raises(RuntimeError):
+        with StageOutputs() as out:
+            out.json(tmp_path / "old.json", {"new": True})
+            out.csv(tmp_path / "plots" / "h.csv", [{"step": 1, "loss": 0.5}])
+            raise RuntimeError("interrupted midway")
+    assert json.loads((tmp_path / "old.json").read_text()) == {"old": True}
+    assert not (tmp_path / "plots" / "h.csv").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["old.json"]
+
+    with StageOutputs() as out:
+        out.json(tmp_path / "old.json", {"new": True})
+        out.csv(tmp_path / "plots" / "h.csv", [{"step": 1, "loss": float("nan")}])
+    assert json.loads((tmp_path / "old.json").read_text()) == {"new": True}
+    assert (tmp_path / "plots" / "h.csv").read_text() == "step,loss\n1,\n"
+
+
+def test_directory_output_replaces_the_old_one(tmp_path):
+    target = tmp_path / "data"
+    target.mkdir()
+    (target / "stale.npy").write_text("stale")
+    with StageOutputs() as out:
+        np.save(out.directory(target) / "fresh.npy", np.arange(3))
+    assert [p.name for p in target.iterdir()] == ["fresh.npy"]
+
+
+def test_json_is_deterministic():
+    assert dumps_json({"a": [0.1, 2]}) == dumps_json({"a": [0.1, 2]})

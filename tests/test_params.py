@@ -1,0 +1,75 @@
+"""Every bad parameter is one clear line naming the key and the value."""
+import pytest
+
+from nnlab.errors import ParamError
+from nnlab.params import Section, learning_rate, load_params
+
+
+def section(**data) -> Section:
+    return Section(data, file="params.yaml", prefix="model")
+
+
+@pytest.mark.parametrize("value", [-1, 0, "fast", None, True, float("nan")])
+def test_bad_lr_is_named(value):
+    with pytest.raises(ParamError) as err:
+        section(lr=value).float("lr", positive=True)
+    message = str(err.value)
+    assert "model.lr" in message and repr(value) in message
+    assert "\n" not in message
+
+
+def test_lr_in_exponent_notation_is_a_number():
+    assert section(lr="1e-3").float("lr", positive=True) == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("value, expected", [("20", [20]), ("64,32", [64, 32]), (20, [20]), ([8, 4], [8, 4])])
+def test_hidden_units(value, expected):
+    assert section(hidden_units=value).int_list("hidden_units") == expected
+
+
+@pytest.mark.parametrize("value", ["20,x", "", "20,,3", "0", 2.5, {"a": 1}])
+def test_bad_hidden_units(value):
+    with pytest.raises(ParamError, match="model.hidden_units"):
+        section(hidden_units=value).int_list("hidden_units")
+
+
+def test_batch_size_bounds():
+    assert section(batch_size=None).batch_size("batch_size", 100) is None
+    assert section(batch_size=100).batch_size("batch_size", 100) == 100
+    with pytest.raises(ParamError, match=r"model.batch_size = 0: must be >= 1"):
+        section(batch_size=0).batch_size("batch_size", 100)
+    with pytest.raises(ParamError, match="larger than the 100 training samples"):
+        section(batch_size=101).batch_size("batch_size", 100)
+
+
+def test_choices_and_unknown_keys():
+    cfg = section(dataset="mnits", lr_typo=0.1)
+    with pytest.raises(ParamError, match=r"model.dataset = 'mnits': must be one of moons, circles"):
+        cfg.str("dataset", choices=["moons", "circles"])
+    with pytest.raises(ParamError, match="unknown key model.lr_typo"):
+        cfg.check_all_used()
+
+
+def test_learning_rate_precedence(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train: {lr: 0.01, seed: 1}\na: {lr: null}\nb: {lr: 0.5}\nc: {}\n")
+    params = load_params(path)
+    assert learning_rate(params, params.section("a")) == 0.01
+    assert learning_rate(params, params.section("b")) == 0.5
+    assert learning_rate(params, params.section("c")) == 0.01
+
+
+def test_unreadable_params_file(tmp_path):
+    with pytest.raises(ParamError, match="file not found"):
+        load_params(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ParamError, match="not valid YAML"):
+        load_params(bad)
+
+
+def test_matrix_shape_is_checked():
+    assert section(cov=[[1, 0], [0, 1]]).float_matrix("cov", 2, 2) == [[1.0, 0.0], [0.0, 1.0]]
+    for bad in ([[1, 0]], [[1, "x"], [0, 1]], [[1, True], [0, 1]], "identity"):
+        with pytest.raises(ParamError, match="model.cov"):
+            section(cov=bad).float_matrix("cov", 2, 2)
