@@ -15,7 +15,7 @@ $(STAMP): requirements.txt
 	touch $@
 
 repro: $(STAMP)
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q tests

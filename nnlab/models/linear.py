@@ -1,0 +1,284 @@
+"""The linear MNIST classifier of report 003, by hand (numpy) and in PyTorch.
+
+Model: scores ``W x`` with ``W`` 10x784 starting at zero; loss the mean over
+samples of ``0.5 * ||W x - y||^2`` for a one-hot ``y``; gradient on a batch of
+``B`` samples ``(W x - y) x^T / B``; mini-batches drawn with replacement.
+
+Evaluation is the costly part when it runs every iteration (the report scored
+all 70k images in float64 at every step): :class:`Scorer` reads the float32
+pixels once per call, into preallocated buffers, and gets loss and accuracy
+from the same 10 scores per image. How often it runs is ``eval_every``.
+
+Both trainers draw their batches with :func:`draw_batch` from a numpy
+generator, so with one seed they see the same batches and their weight
+trajectories can be compared step by step.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from nnlab.datasets.mnist import N_CLASSES, N_PIXELS, NormalizedMnist
+from nnlab.params import Section, learning_rate
+
+
+def draw_batch(rng: np.random.Generator, n_samples: int, batch_size: int) -> np.ndarray:
+    """Indices of one mini-batch, drawn with replacement (as the report did)."""
+    return rng.integers(0, n_samples, size=batch_size)
+
+
+def loss_and_gradient(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean of ``0.5 * ||W x - y||^2`` over the rows of ``X`` and its gradient ``(W x - y) x^T / B``."""
+    residual = X @ W.T - Y
+    loss = 0.5 * float(np.einsum("ij,ij->", residual, residual)) / len(X)
+    return loss, residual.T @ X / len(X)
+
+
+class Scorer:
+    """Loss and accuracy of a weight matrix on one data set, in one float32 pass over the pixels."""
+
+    def __init__(self, X: np.ndarray, labels: np.ndarray):
+        self.X = np.ascontiguousarray(X, dtype=np.float32)
+        self.labels = np.asarray(labels, dtype=np.intp)
+        n = len(self.labels)
+        self._rows = np.arange(n)
+        self._W = np.empty((N_CLASSES, self.X.shape[1]), dtype=np.float32)
+        self._scores = np.empty((n, N_CLASSES), dtype=np.float32)
+        self._predicted = np.empty(n, dtype=np.intp)
+
+    def __call__(self, W: np.ndarray) -> tuple[float, float]:
+        """``(loss, accuracy)``; the loss is inf or NaN once W has overflowed."""
+        np.copyto(self._W, W, casting="same_kind")
+        scores = np.matmul(self.X, self._W.T, out=self._scores)
+        np.argmax(scores, axis=1, out=self._predicted)
+        accuracy = np.count_nonzero(self._predicted == self.labels) / len(self.labels)
+        # With a one-hot y, W x - y is the scores with 1 taken off the true class.
+        scores[self._rows, self.labels] -= 1
+        np.square(scores, out=scores)
+        loss = 0.5 * float(scores.sum(dtype=np.float64)) / len(self.labels)
+        return loss, accuracy
+
+
+@dataclass
+class TrainResult:
+    """The weights reached and the scores recorded every ``eval_every`` steps."""
+    history: list[dict]
+    steps: int
+    diverged_at: int | None = None
+    weights: dict = field(default_factory=dict)
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+    def summary(self) -> dict:
+        """Final and best scores in the nested metrics shape; nulls when the run diverged."""
+        last = self.history[-1] if self.history and not self.diverged else {}
+        summary = {}
+        for split in ("train", "test"):
+            accuracies = [row[f"{split}_accuracy"] for row in self.history]
+            summary[split] = {
+                "loss": last.get(f"{split}_loss"),
+                "accuracy": last.get(f"{split}_accuracy"),
+                "best_accuracy": max(accuracies) if accuracies else None,
+            }
+        summary.update(diverged=self.diverged, diverged_at_step=self.diverged_at, steps=self.steps)
+        return summary
+
+
+def _eval_steps(iterations: int, eval_every: int) -> set[int]:
+    return set(range(eval_every, iterations + 1, eval_every)) | {iterations}
+
+
+def _progress(iterations: int, desc: str | None):
+    return tqdm(range(1, iterations + 1), desc=desc, disable=None if desc else True, leave=False, mininterval=1)
+
+
+def train_numpy(data: NormalizedMnist, *, lr: float, batch_size: int, iterations: int, eval_every: int,
+                rng: np.random.Generator, desc: str | None = None) -> TrainResult:
+    """SGD on the hand-written model; stops at the first non-finite loss (batch or evaluated)."""
+    W = np.zeros((N_CLASSES, N_PIXELS))
+    score_train = Scorer(data.X_train, data.labels_train)
+    score_test = Scorer(data.X_test, data.labels_test)
+    evaluate_at = _eval_steps(iterations, eval_every)
+    history: list[dict] = []
+    # The batch products run in float32 like the pixels (no upcast copy of the batch); W accumulates in float64.
+    W32 = np.empty(W.shape, dtype=np.float32)
+    # One BLAS thread: the products are too small (or, scoring, too memory-bound) to share; on a busy
+    # 2-core machine a second thread made batch-1000 runs 8x slower.
+    with threadpool_limits(limits=1, user_api="blas"), np.errstate(over="ignore", invalid="ignore"):
+        for step in _progress(iterations, desc):
+            batch = draw_batch(rng, len(data.labels_train), batch_size)
+            np.copyto(W32, W, casting="same_kind")
+            batch_loss, gradient = loss_and_gradient(W32, data.X_train[batch], data.Y_train[batch])
+            if not np.isfinite(batch_loss):
+                return TrainResult(history, step - 1, diverged_at=step, weights={"W": W})
+            W -= lr * gradient
+            if step in evaluate_at:
+                train_loss, train_accuracy = score_train(W)
+                test_loss, test_accuracy = score_test(W)
+                if not (np.isfinite(train_loss) and np.isfinite(test_loss)):
+                    return TrainResult(history, step, diverged_at=step, weights={"W": W})
+                history.append({"step": step, "train_loss": train_loss, "train_accuracy": train_accuracy,
+                                "test_loss": test_loss, "test_accuracy": test_accuracy})
+    return TrainResult(history, iterations, weights={"W": W})
+
+
+def train_torch(data: NormalizedMnist, *, lr: float, batch_size: int, iterations: int, eval_every: int,
+                rng: np.random.Generator, device, bias: bool = True, desc: str | None = None) -> TrainResult:
+    """The same model as ``nn.Linear(784, 10)`` (zeroed) with ``MSELoss`` and SGD.
+
+    The loss is ``MSELoss(reduction="sum") / (2 B)``: exactly the hand-written
+    loss, so one learning rate means the same step in both (the default
+    ``reduction="mean"`` would also divide by the 10 outputs).
+    """
+    import torch
+    from torch import nn
+
+    model = nn.Linear(N_PIXELS, N_CLASSES, bias=bias).to(device)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.zero_()
+    criterion = nn.MSELoss(reduction="sum")
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    tensors = {name: torch.from_numpy(array).to(device) for name, array in
+               (("X_train", data.X_train), ("Y_train", data.Y_train), ("X_test", data.X_test),
+                ("Y_test", data.Y_test))}
+    labels = {"train": torch.from_numpy(data.labels_train).to(device),
+              "test": torch.from_numpy(data.labels_test).to(device)}
+
+    def evaluate(split: str) -> tuple[float, float]:
+        scores = model(tensors[f"X_{split}"])
+        loss = criterion(scores, tensors[f"Y_{split}"]).item() / (2 * len(scores))
+        accuracy = (scores.argmax(dim=1) == labels[split]).double().mean().item()
+        return loss, accuracy
+
+    def weights() -> dict:
+        return {name: p.detach().cpu().numpy().astype(np.float64) for name, p in model.named_parameters()}
+
+    evaluate_at = _eval_steps(iterations, eval_every)
+    history: list[dict] = []
+    for step in _progress(iterations, desc):
+        batch = torch.from_numpy(draw_batch(rng, len(data.labels_train), batch_size)).to(device)
+        loss = criterion(model(tensors["X_train"][batch]), tensors["Y_train"][batch]) / (2 * batch_size)
+        if not torch.isfinite(loss):
+            return TrainResult(history, step - 1, diverged_at=step, weights=weights())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step in evaluate_at:
+            with torch.no_grad():
+                (train_loss, train_accuracy), (test_loss, test_accuracy) = evaluate("train"), evaluate("test")
+            if not (np.isfinite(train_loss) and np.isfinite(test_loss)):
+                return TrainResult(history, step, diverged_at=step, weights=weights())
+            history.append({"step": step, "train_loss": train_loss, "train_accuracy": train_accuracy,
+                            "test_loss": test_loss, "test_accuracy": test_accuracy})
+    return TrainResult(history, iterations, weights=weights())
+
+
+@dataclass
+class StudyRun:
+    """One run of a study: its settings, its result and its wall time."""
+    settings: dict
+    result: TrainResult
+    seconds: float
+
+    def table_row(self) -> dict:
+        summary = self.result.summary()
+        return {**self.settings,
+                "final_train_accuracy": summary["train"]["accuracy"],
+                "final_test_accuracy": summary["test"]["accuracy"],
+                "best_train_accuracy": summary["train"]["best_accuracy"],
+                "best_test_accuracy": summary["test"]["best_accuracy"],
+                "final_train_loss": summary["train"]["loss"],
+                "diverged": summary["diverged"], "diverged_at_step": summary["diverged_at_step"],
+                "seconds": round(self.seconds, 3)}
+
+    def history_rows(self) -> list[dict]:
+        return [{**self.settings, **row} for row in self.result.history]
+
+
+def timed_numpy_run(settings: dict, data: NormalizedMnist, seed: int, **train_kwargs) -> StudyRun:
+    """A :func:`train_numpy` run with its own generator seeded with ``seed``, timed."""
+    start = time.perf_counter()
+    result = train_numpy(data, rng=np.random.default_rng(seed), **train_kwargs)
+    return StudyRun(settings, result, time.perf_counter() - start)
+
+
+def lr_batch_grid(data: NormalizedMnist, *, lrs: list[float], batch_sizes: list[int], iterations: int,
+                  eval_every: int, seed: int) -> list[StudyRun]:
+    """Every (lr, batch size) pair, each from zero weights and the same seed."""
+    pairs = [(lr, batch) for lr in lrs for batch in batch_sizes]
+    return [timed_numpy_run({"lr": lr, "batch_size": batch}, data, seed, lr=lr, batch_size=batch,
+                            iterations=iterations, eval_every=eval_every)
+            for lr, batch in tqdm(pairs, desc="lr x batch grid", disable=None, leave=False)]
+
+
+def best_lr_per_batch(runs: list[StudyRun], metric: str = "best_test_accuracy") -> list[dict]:
+    """For each batch size, the lr whose run scored highest on ``metric`` (diverged runs never win)."""
+    best: dict[int, dict] = {}
+    for row in (run.table_row() for run in runs):
+        score = row[metric]
+        if score is None:
+            continue
+        current = best.get(row["batch_size"])
+        if current is None or score > current[metric]:
+            best[row["batch_size"]] = {"batch_size": row["batch_size"], "best_lr": row["lr"], metric: score}
+    return [best[b] for b in sorted(best)]
+
+
+def subset(data: NormalizedMnist, size: int, rng: np.random.Generator) -> NormalizedMnist:
+    """``size`` training samples drawn without replacement; the test set is kept whole."""
+    chosen = np.sort(rng.choice(len(data.labels_train), size=size, replace=False))
+    return NormalizedMnist(data.X_train[chosen], data.Y_train[chosen], data.labels_train[chosen],
+                           data.X_test, data.Y_test, data.labels_test)
+
+
+def train_size_study(data: NormalizedMnist, *, sizes: list[int], lr: float, batch_size: int,
+                     iterations: int, eval_every: int, seed: int) -> list[StudyRun]:
+    """One run per training-set size N'; sizes above the training set are clamped to it (and say so)."""
+    available = len(data.labels_train)
+    runs = []
+    for requested in tqdm(sizes, desc="training-set sizes", disable=None, leave=False):
+        used = min(requested, available)
+        part = subset(data, used, np.random.default_rng(seed))
+        runs.append(timed_numpy_run({"requested_size": requested, "used_size": used,
+                                     "clamped": used < requested}, part, seed, lr=lr,
+                                    batch_size=batch_size, iterations=iterations, eval_every=eval_every))
+    return runs
+
+
+def sgd_settings(params: Section, cfg: Section) -> dict:
+    """``lr`` (the section's, else ``train.lr``), ``batch_size``, ``iterations``, ``eval_every`` of ``cfg``."""
+    return {"lr": learning_rate(params, cfg), "batch_size": cfg.int("batch_size", min=1),
+            "iterations": cfg.int("iterations", min=1), "eval_every": cfg.int("eval_every", min=1)}
+
+
+def curves_figure(panels: dict[str, dict[str, list[dict]]]):
+    """One column per panel: train loss (log scale) on top, train/test accuracy below, one colour per run.
+
+    ``panels`` maps a panel title to ``{run label: history rows}``.
+    """
+    from nnlab.plotting import plt
+
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.5 * len(panels) + 1, 7), squeeze=False)
+    for (loss_ax, accuracy_ax), (title, histories) in zip(axes.T, panels.items()):
+        for k, (label, rows) in enumerate(histories.items()):
+            colour = colours[k % len(colours)]
+            steps = [row["step"] for row in rows]
+            loss_ax.plot(steps, [row["train_loss"] for row in rows], color=colour, label=label)
+            accuracy_ax.plot(steps, [row["train_accuracy"] for row in rows], color=colour, linestyle="--",
+                             label=f"{label} train")
+            accuracy_ax.plot(steps, [row["test_accuracy"] for row in rows], color=colour, label=f"{label} test")
+        loss_ax.set(title=f"{title}: train loss", xlabel="step", ylabel="0.5 ||Wx - y||^2", yscale="log")
+        accuracy_ax.set(title=f"{title}: accuracy", xlabel="step", ylabel="accuracy")
+        for ax in (loss_ax, accuracy_ax):
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

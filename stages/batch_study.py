@@ -1,0 +1,85 @@
+"""Stage `batch_study`: full-batch gradient descent against SGD and mini-batches (report 002 §4).
+
+The mlp_moons model on moons (1000 samples) trained once per batch size for
+the same number of epochs (passes over the training split) and the same lr.
+
+Reads data/generated/moons_1000.npz and params `batch_study` (+ `train` for
+the seed, and for lr when the section's lr is null); writes
+metrics/batch_study.json (final scores per batch size), plots/batch_study/
+history_<size>.csv (one per batch size: step, epoch, train/test loss and
+accuracy), table.csv (final and best test accuracy, updates, seconds) and
+{test_accuracy,train_loss}.png (one curve per batch size).
+"""
+from __future__ import annotations
+
+from nnlab.cli import run, stage_parser
+from nnlab.datasets.synthetic import load_split
+from nnlab.io import StageOutputs
+from nnlab.models import mlp
+from nnlab.nn import CrossEntropy, steps_per_epoch
+from nnlab.params import learning_rate, load_params, seed
+from nnlab.runtime import numpy_rng
+
+INPUT = "data/generated/moons_1000.npz"
+NAME = "batch_study"
+N_CLASSES = 2
+FULL = "full"
+
+
+def main(argv=None) -> None:
+    args = stage_parser(__doc__).parse_args(argv)
+    params = load_params(args.params)
+    cfg = params.section(NAME)
+    data = load_split(INPUT)
+    n_train = len(data.y_train)
+    hidden = cfg.int_list("hidden_units")
+    lr = learning_rate(params, cfg)
+    sizes: list[int | None] = [None] if cfg.bool("full_batch") else []
+    sizes += cfg.int_list("batch_sizes")
+    too_large = [size for size in sizes if size is not None and size > n_train]
+    if too_large:
+        raise cfg.fail("batch_sizes", cfg.int_list("batch_sizes"),
+                       f"{too_large[0]} is larger than the {n_train} training samples")
+    epochs = cfg.int("epochs", min=1)
+    eval_every = cfg.int("eval_every", min=1)
+    initialiser = mlp.read_init(cfg)
+    cfg.check_all_used()
+
+    results = {}
+    for size in sizes:
+        # Every size starts from the same weights and its own copy of the shuffling stream.
+        rng = numpy_rng(seed(params))
+        model = mlp.mlp([data.X_train.shape[1], *hidden, N_CLASSES], rng=rng, init=initialiser)
+        updates = steps_per_epoch(n_train, size)
+        label = FULL if size is None else str(size)
+        results[label] = model.train(
+            data.X_train, data.y_train, CrossEntropy(), lr=lr, steps=epochs * updates, batch_size=size,
+            eval_every=eval_every * updates, rng=rng, X_test=data.X_test, y_test=data.y_test,
+            desc=f"batch {label}")
+
+    metrics = {"batch_size": {label: mlp.summary(result) for label, result in results.items()}}
+    table = [{"batch_size": label, "epochs": epochs, "updates": result.steps,
+              "final_train_accuracy": result.final()["train_accuracy"],
+              "final_test_accuracy": result.final()["test_accuracy"],
+              "best_test_accuracy": result.best_test_accuracy(),
+              "final_test_loss": result.final()["test_loss"],
+              "diverged": result.diverged, "seconds": round(result.seconds, 3)}
+             for label, result in results.items()]
+    histories = {f"batch {label}": result.history for label, result in results.items()}
+    figures = {column: mlp.compare_curves(histories, column, title=f"moons MLP, lr {lr:g}, {epochs} epochs")
+               for column in ("test_accuracy", "train_loss")}
+
+    with StageOutputs() as out:
+        out.json(f"metrics/{NAME}.json", metrics)
+        out.csv(f"plots/{NAME}/table.csv", table)
+        for label, result in results.items():
+            out.csv(f"plots/{NAME}/history_{label}.csv", result.history)
+        for name, fig in figures.items():
+            out.figure(f"plots/{NAME}/{name}.png", fig)
+    for row in table:
+        print(f"batch {row['batch_size']:>4}: {row['updates']:>6} updates, test accuracy "
+              f"{row['final_test_accuracy']}, {row['seconds']} s")
+
+
+if __name__ == "__main__":
+    run(main)

