@@ -1,0 +1,150 @@
+"""The batch perceptron (report 002 §1-2) and its `perceptron` and `separation` stages."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, deep_merge, default_params
+from nnlab.datasets import synthetic
+from nnlab.errors import DataError, ParamError
+from nnlab.models import perceptron
+
+EYE = [[1.0, 0.0], [0.0, 1.0]]
+
+
+def classic_params(overrides: dict | None = None) -> dict:
+    """params.yaml with this area's sections (from the fragment until they are merged into it)."""
+    fragment = ROOT / "fragments" / "classic" / "params.yaml"
+    sections = yaml.safe_load(fragment.read_text()) if fragment.exists() else {}
+    return deep_merge(deep_merge(sections, default_params()), overrides or {})
+
+
+def gaussians(mean_pos, variance=1.0, seed=0) -> synthetic.Split:
+    cov = (variance * np.eye(2)).tolist()
+    return synthetic.gaussians(100, mean_pos, [0.0, 0.0], cov, cov, 0.2, seed)
+
+
+def train(split, lr=0.01, max_epochs=1000):
+    return perceptron.train(split.X_train, split.y_train, split.X_test, split.y_test, lr=lr, max_epochs=max_epochs)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_separable_clouds_reach_100_percent_and_stop(seed):
+    result = train(gaussians([10.0, 10.0], seed=seed))
+    assert result.converged_epoch is not None and result.converged_epoch < 1000
+    assert len(result.history) == result.converged_epoch
+    assert result.final["train_accuracy"] == result.final["test_accuracy"] == 1.0
+    assert result.final["train_loss"] == 0.0
+
+
+def test_first_epoch_is_the_batch_rule_by_hand():
+    X = np.array([[1.0, 2.0], [3.0, -1.0], [-2.0, 0.5]])
+    y = np.array([1, -1, 1])
+    result = perceptron.train(X, y, X, y, lr=0.5, max_epochs=1)
+    # From w = 0 every point is on the line, hence misclassified: w = lr * mean(y_i [x_i, 1]).
+    expected = 0.5 * np.mean(y[:, None] * np.c_[X, np.ones(3)], axis=0)
+    np.testing.assert_allclose(result.weights, expected)
+    margins = y * (np.c_[X, np.ones(3)] @ expected)
+    assert result.final["train_loss"] == pytest.approx(np.mean(np.maximum(0, -margins)))
+
+
+def test_lr_only_scales_the_weights():
+    split = gaussians([2.0, 2.0])
+    slow, fast = train(split, lr=0.01, max_epochs=200), train(split, lr=3.0, max_epochs=200)
+    np.testing.assert_allclose(fast.weights, 300 * slow.weights)
+    assert [r["test_accuracy"] for r in fast.history] == [r["test_accuracy"] for r in slow.history]
+
+
+def test_overlapping_clouds_run_to_max_epochs():
+    result = train(gaussians([0.0, 0.0]), max_epochs=50)
+    assert result.converged_epoch is None and len(result.history) == 50
+    assert 0.2 < result.final["test_accuracy"] < 0.8
+
+
+def test_labels_must_be_plus_minus_one():
+    with pytest.raises(DataError, match="data.npz.*must be \\+1/-1"):
+        perceptron.check_labels(np.array([0, 1, 1]), "data.npz")
+
+
+def write_gaussians(root: Path, split: synthetic.Split) -> None:
+    (root / "data/generated").mkdir(parents=True)
+    np.savez(root / "data/generated/gaussians.npz", **split.arrays())
+
+
+def load_strict(path: Path):
+    return json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path} holds {c}"))
+
+
+def test_perceptron_stage_outputs(tmp_path, monkeypatch):
+    from stages import perceptron as stage
+
+    write_gaussians(tmp_path, gaussians([10.0, 10.0]))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(classic_params()))
+    monkeypatch.chdir(tmp_path)
+    stage.main(["--params", "params.yaml"])
+    metrics = load_strict(tmp_path / "metrics/perceptron.json")
+    assert metrics["test"]["accuracy"] == metrics["train"]["accuracy"] == 1.0 and metrics["converged"]
+    history = (tmp_path / "plots/perceptron/history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,") and len(history) == metrics["epochs"] + 1
+    assert {p.name for p in (tmp_path / "plots/perceptron").glob("*.png")} == {
+        "loss.png", "accuracy.png", "decision_line.png"}
+
+
+def test_separation_stage_table(tmp_path, monkeypatch):
+    from stages import separation as stage
+
+    cases = {"far": {"mean_pos": [10.0, 10.0], "variance": 1.0},
+             "same": {"mean_pos": [0.0, 0.0], "variance": 1.0},
+             "wide": {"mean_pos": [10.0, 10.0], "variance": 100.0}}
+    params = classic_params()
+    params["separation"].update(max_epochs=100, cases=cases)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    stage.main(["--params", "params.yaml"])
+    table = (tmp_path / "plots/separation/table.csv").read_text().splitlines()
+    assert table[0] == ("case,mean_distance,variance,train_accuracy,test_accuracy,train_loss,test_loss,"
+                        "epochs,converged")
+    rows = {line.split(",")[0]: line.split(",") for line in table[1:]}
+    assert set(rows) == set(cases)
+    assert float(rows["far"][1]) == pytest.approx(np.sqrt(200), rel=1e-5) and rows["far"][4] == "1"
+    assert rows["same"][8] == "False" and float(rows["same"][4]) < 0.8
+    metrics = load_strict(tmp_path / "metrics/separation.json")
+    assert metrics["far"]["test"]["accuracy"] == 1.0
+    assert (tmp_path / "plots/separation/accuracy.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("section, override, message", [
+    ("perceptron", {"max_epochs": 0}, "perceptron.max_epochs = 0: must be >= 1"),
+    ("perceptron", {"lr": -1}, "perceptron.lr = -1.0: must be > 0"),
+    ("separation", {"cases": {"bad": {"mean_pos": [1.0], "variance": 1.0}}},
+     "separation.cases.bad.mean_pos = [1.0]: must have 2 coordinates"),
+    ("separation", {"cases": {"bad": {"mean_pos": [1.0, 1.0], "variance": 0}}},
+     "separation.cases.bad.variance = 0"),
+])
+def test_bad_params_are_one_line_errors(tmp_path, monkeypatch, section, override, message):
+    stage = __import__(f"stages.{section}", fromlist=["main"])
+    write_gaussians(tmp_path, gaussians([10.0, 10.0]))
+    params = classic_params({section: override})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ParamError) as err:
+        stage.main(["--params", "params.yaml"])
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "metrics").exists()
+
+
+def test_labels_other_than_plus_minus_one_are_refused(tmp_path, monkeypatch):
+    from stages import perceptron as stage
+
+    split = gaussians([10.0, 10.0])
+    write_gaussians(tmp_path, synthetic.Split(split.X_train, (split.y_train > 0).astype(int), split.X_test,
+                                              (split.y_test > 0).astype(int)))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(classic_params()))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="gaussians.npz: perceptron labels must be \\+1/-1"):
+        stage.main(["--params", "params.yaml"])
+    assert not (tmp_path / "metrics").exists()

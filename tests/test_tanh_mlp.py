@@ -1,0 +1,187 @@
+"""The hand-written tanh MLP (report 004) against autograd and finite differences, and its stages."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import run_stage
+from nnlab.datasets import synthetic
+from nnlab.errors import ParamError
+from nnlab.io import dumps_json
+from nnlab.models import tanh_mlp
+from test_perceptron import classic_params, load_strict
+
+NAMES = ("Wh", "bh", "Wy", "by")
+
+
+def problem(runs: int | None = None, n=7, nx=2, nh=5, ny=3, seed=0):
+    """float64 parameters (with a leading run dimension when ``runs``), inputs and one-hot targets."""
+    g = torch.Generator().manual_seed(seed)
+    params = tanh_mlp.init_params(nx, nh, ny, std=0.8, generator=g, dtype=torch.float64)
+    if runs is not None:
+        params = {k: v + 0.5 * torch.randn((runs, *v.shape), generator=g, dtype=torch.float64)
+                  for k, v in params.items()}
+    X = torch.randn(n, nx, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, ny, (n,), generator=g)
+    return params, X, torch.nn.functional.one_hot(labels, ny).to(torch.float64), labels
+
+
+def test_forward_loss_and_backward_match_autograd():
+    params, X, Y, labels = problem()
+    leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    logits = torch.tanh(X @ leaves["Wh"].T + leaves["bh"]) @ leaves["Wy"].T + leaves["by"]
+    reference = torch.nn.functional.cross_entropy(logits, labels)
+    reference.backward()
+
+    yhat, outputs = tanh_mlp.forward(params, X)
+    loss, accuracy = tanh_mlp.loss_accuracy(yhat, Y)
+    grads = tanh_mlp.backward(params, outputs, Y)
+    torch.testing.assert_close(yhat, torch.softmax(logits, dim=1).detach())
+    torch.testing.assert_close(loss, reference.detach())
+    assert accuracy.item() == pytest.approx((logits.argmax(1) == labels).double().mean().item())
+    for name in NAMES:
+        torch.testing.assert_close(grads[name], leaves[name].grad, rtol=1e-10, atol=1e-12)
+
+
+def test_backward_matches_central_differences():
+    params, X, Y, _ = problem()
+    grads = tanh_mlp.backward(params, tanh_mlp.forward(params, X)[1], Y)
+    h = 1e-6
+    for name in NAMES:
+        numeric = torch.zeros_like(params[name])
+        for index in np.ndindex(*params[name].shape):
+            shifted = {k: v.clone() for k, v in params.items()}
+            shifted[name][index] += h
+            plus = tanh_mlp.loss_accuracy(tanh_mlp.forward(shifted, X)[0], Y)[0]
+            shifted[name][index] -= 2 * h
+            minus = tanh_mlp.loss_accuracy(tanh_mlp.forward(shifted, X)[0], Y)[0]
+            numeric[index] = (plus - minus) / (2 * h)
+        error = (numeric - grads[name]).norm() / max((numeric + grads[name]).norm().item(), 1e-12)
+        assert error < 1e-6, f"{name}: relative error {error:.2e}"
+
+
+def test_run_dimension_is_independent_runs():
+    params, X, Y, _ = problem(runs=3)
+    yhat, outputs = tanh_mlp.forward(params, X)
+    losses, accuracies = tanh_mlp.loss_accuracy(yhat, Y)
+    grads = tanh_mlp.backward(params, outputs, Y)
+    for r in range(3):
+        single = {k: v[r] for k, v in params.items()}
+        yhat_r, outputs_r = tanh_mlp.forward(single, X)
+        torch.testing.assert_close(yhat[r], yhat_r)
+        torch.testing.assert_close(losses[r], tanh_mlp.loss_accuracy(yhat_r, Y)[0])
+        for name, grad in tanh_mlp.backward(single, outputs_r, Y).items():
+            torch.testing.assert_close(grads[name][r], grad)
+
+
+def test_sgd_steps_against_the_gradient_per_run():
+    params, X, Y, _ = problem(runs=2)
+    grads = tanh_mlp.backward(params, tanh_mlp.forward(params, X)[1], Y)
+    etas = torch.tensor([0.1, 2.0], dtype=torch.float64).view(-1, 1, 1)
+    before = {k: v.clone() for k, v in params.items()}
+    tanh_mlp.sgd(params, grads, etas)
+    for name in NAMES:
+        torch.testing.assert_close(params[name], before[name] - etas * grads[name])
+
+
+def test_init_std_is_0_3():
+    params = tanh_mlp.init_params(400, 300, 200, generator=torch.Generator().manual_seed(0))
+    assert params["Wh"].shape == (300, 400) and params["by"].shape == (1, 200)
+    assert params["Wh"].std().item() == pytest.approx(0.3, rel=0.02)
+    assert params["Wy"].mean().abs().item() < 0.01
+
+
+def circles(n_samples=200, seed=0) -> synthetic.Split:
+    return synthetic.circles(n_samples, 0.1, 0.5, 0.5, seed, grid_extent=2.0, grid_step=0.5)
+
+
+def test_defaults_learn_the_circles():
+    data = tanh_mlp.CirclesData.from_split(circles(400), standardize=True)
+    run, = tanh_mlp.train_runs(data, hidden_units=10, batch_size=10, lrs=[0.03], epochs=150, seed=42)
+    assert not run.diverged and len(run.history) == 150
+    assert run.final()["test_accuracy"] >= 0.9
+    assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
+
+
+def test_joint_runs_equal_separate_runs_and_divergence_ends_cleanly():
+    data = tanh_mlp.CirclesData.from_split(circles(), standardize=False)
+    settings = dict(hidden_units=6, batch_size=7, epochs=4, seed=3)
+    normal, blown = tanh_mlp.train_runs(data, lrs=[0.1, 1e6], **settings)
+    alone, = tanh_mlp.train_runs(data, lrs=[0.1], **settings)
+    for key in ("epoch", *tanh_mlp.HISTORY_KEYS):
+        np.testing.assert_allclose([row[key] for row in normal.history], [row[key] for row in alone.history],
+                                   rtol=1e-6)
+    assert blown.diverged and blown.diverged_epoch == len(blown.history) + 1
+    metrics = json.loads(dumps_json(blown.metrics()), parse_constant=pytest.fail)
+    assert metrics["diverged"] is True and metrics["test"]["accuracy"] is None
+    assert blown.table_row()["diverged"] is True and math.isnan(blown.table_row()["test_loss"])
+
+
+def test_standardize_scales_the_grid_like_the_training_points():
+    split = circles()
+    data = tanh_mlp.CirclesData.from_split(split, standardize=True)
+    assert data.X_train.mean(0).abs().max() < 1e-6 and (data.X_train.std(0) - 1).abs().max() < 0.01
+    torch.testing.assert_close(data.inputs(split.X_test), data.X_test)
+
+
+def write_circles(root: Path, n_samples=100) -> None:
+    (root / "data/generated").mkdir(parents=True)
+    np.savez(root / "data/generated/circles.npz", **circles(n_samples).arrays())
+
+
+def test_grid_stage_marks_divergence_and_writes_valid_json(tmp_path):
+    write_circles(tmp_path)
+    params = classic_params({"tanh_grid": {"batch_sizes": [1, 10], "lrs": [0.05, 1e6], "epochs": 3}})
+    result = run_stage("tanh_grid", params, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "plots/tanh_grid/table.csv").read_text().splitlines()
+    assert table[0].startswith("batch_size,lr,") and len(table) == 5
+    metrics = load_strict(tmp_path / "metrics/tanh_grid.json")
+    assert metrics["diverged_runs"] == 2
+    assert metrics["runs"]["batch_1_lr_1e+06"]["diverged"] is True
+    assert metrics["runs"]["batch_1_lr_1e+06"]["test"]["accuracy"] is None
+    assert metrics["best"]["lr"] == 0.05 and "seconds" not in json.dumps(metrics)
+    assert {p.name for p in (tmp_path / "plots/tanh_grid").glob("*.png")} == {"heatmap.png", "curves.png"}
+
+
+def test_mlp_stage_outputs(tmp_path):
+    write_circles(tmp_path)
+    result = run_stage("tanh_mlp", classic_params({"tanh_mlp": {"epochs": 5}}), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = load_strict(tmp_path / "metrics/tanh_mlp.json")
+    assert metrics["diverged"] is False and metrics["epochs"] == 5
+    assert 0 <= metrics["test"]["accuracy"] <= 1
+    history = (tmp_path / "plots/tanh_mlp/history.csv").read_text().splitlines()
+    assert history[0] == "epoch,train_loss,train_accuracy,test_loss,test_accuracy" and len(history) == 6
+    assert (tmp_path / "plots/tanh_mlp/decision_surface.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("stage, override, message", [
+    ("tanh_mlp", {"batch_size": 51}, "tanh_mlp.batch_size = 51: larger than the 50 training samples"),
+    ("tanh_grid", {"batch_sizes": [10, 500]}, "tanh_grid.batch_sizes = [10, 500]: 500 is larger than the 50"),
+    ("tanh_grid", {"batch_sizes": [10], "lrs": [0.1, -1]}, "tanh_grid.lrs = [0.1, -1]: every entry must be"),
+    ("tanh_mlp", {"standardize": "yes"}, "tanh_mlp.standardize = 'yes': must be true or false"),
+])
+def test_bad_params_are_one_line_errors(tmp_path, monkeypatch, stage, override, message):
+    module = __import__(f"stages.{stage}", fromlist=["main"])
+    write_circles(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(classic_params({stage: override})))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ParamError) as err:
+        module.main(["--params", "params.yaml"])
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "metrics").exists() and not (tmp_path / "plots").exists()
+
+
+def test_batch_size_0_is_one_line_and_exit_2(tmp_path):
+    write_circles(tmp_path)
+    result = run_stage("tanh_mlp", classic_params({"tanh_mlp": {"batch_size": 0}}), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "tanh_mlp.batch_size = 0: must be >= 1" in result.stderr
+    assert not (tmp_path / "metrics").exists() and not (tmp_path / "plots").exists()
