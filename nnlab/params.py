@@ -151,6 +151,11 @@ class Section:
             raise self.fail(key, value, f"must be one of {', '.join(choices)}")
         return value
 
+    def optional_str(self, key: str, **kwargs) -> str | None:
+        if self._raw(key, None) is None:
+            return None
+        return self.str(key, **kwargs)
+
     def int_list(self, key: str, *, min: int | None = 1) -> list[int]:
         """A list of integers written as ``"64,32"``, ``[64, 32]`` or ``20``."""
         value = self._raw(key)

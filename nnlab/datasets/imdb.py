@@ -1,0 +1,246 @@
+"""Movie reviews labelled positive/negative, from one of three sources (report 000 §2).
+
+- ``synthetic``: :mod:`nnlab.datasets.reviews_synthetic` (offline default);
+- ``aclimdb``: the Stanford Large Movie Review Dataset v1, from a local tarball,
+  its extracted folder, or downloaded with its pinned MD5;
+- ``csv``: a file with columns ``review,sentiment`` (the Kaggle form).
+
+Every loader returns a frame with columns ``review``, ``sentiment``
+(``positive``/``negative``) and, for aclImdb, ``split`` (the official
+``train``/``test``). Bad input raises :class:`~nnlab.errors.DataError` naming
+the file and the row or tar member.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import tarfile
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+import pandas as pd
+
+from nnlab.errors import DataError, ParamError
+
+ACLIMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+ACLIMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
+ACLIMDB_BYTES = 84_125_825
+SENTIMENTS = ("negative", "positive")   # index = encoded label
+COLUMNS = ("review", "sentiment")
+REVIEWS_TABLE = "data/imdb/reviews.csv"   # written by the imdb_data stage
+
+# aclImdb/{train,test}/{pos,neg}/<id>_<stars>.txt ; "unsup" and the rest are skipped.
+_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+_DIR_SENTIMENT = {"pos": "positive", "neg": "negative"}
+
+
+def encode_labels(sentiment: pd.Series) -> "pd.Series":
+    """positive -> 1, negative -> 0."""
+    return (sentiment == "positive").astype("int64")
+
+
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where}: not valid UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise DataError(f"{where}: empty review")
+    return text
+
+
+def _review_row(name: str, text: str) -> dict | None:
+    match = _MEMBER.search(name)
+    if match is None:
+        return None
+    split, polarity, review_id, stars = match.groups()
+    return {"review": text, "sentiment": _DIR_SENTIMENT[polarity], "split": split,
+            "id": int(review_id), "stars": int(stars)}
+
+
+def _finish_aclimdb(rows: list[dict], source: Path) -> pd.DataFrame:
+    if not rows:
+        raise DataError(f"{source}: no aclImdb/{{train,test}}/{{pos,neg}}/<id>_<stars>.txt reviews found")
+    frame = pd.DataFrame(rows).sort_values(["split", "sentiment", "id"], ascending=[False, True, True])
+    return frame.reset_index(drop=True)
+
+
+def read_aclimdb_tarball(path: str | Path) -> pd.DataFrame:
+    """Reviews of an ``aclImdb_v1.tar.gz``-style tarball, read in one pass over its members."""
+    path = Path(path)
+    rows: list[dict] = []
+    member_name = "(start of archive)"
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                member_name = member.name
+                if not (member.isfile() and _MEMBER.search(member.name)):
+                    continue
+                raw = archive.extractfile(member).read()
+                rows.append(_review_row(member.name, _decode(raw, f"{path}: member {member.name}")))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise DataError(f"{path}: corrupt or not a tar archive (at member {member_name}: {exc})") from None
+    return _finish_aclimdb(rows, path)
+
+
+def read_aclimdb_folder(path: str | Path) -> pd.DataFrame:
+    """Reviews of an extracted aclImdb folder (the ``aclImdb`` folder or its parent)."""
+    path = Path(path)
+    root = path if (path / "train").is_dir() or (path / "test").is_dir() else path / "aclImdb"
+    rows = []
+    for file in sorted(root.glob("t*/*/*.txt")):
+        relative = file.relative_to(root).as_posix()
+        if _MEMBER.search(relative):
+            rows.append(_review_row(relative, _decode(file.read_bytes(), str(file))))
+    return _finish_aclimdb(rows, path)
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_aclimdb(directory: str | Path, *, url: str = ACLIMDB_URL, timeout: float = 10.0) -> Path:
+    """``directory/aclImdb_v1.tar.gz``, downloaded unless already there with the pinned MD5."""
+    from tqdm import tqdm
+
+    target = Path(directory).expanduser() / "aclImdb_v1.tar.gz"
+    if target.is_file() and _md5(target) == ACLIMDB_MD5:
+        return target
+    instead = ("download it by other means and set data.imdb.path to the tarball or its "
+               "extracted folder, or use data.imdb.source: synthetic")
+    partial = target.with_name(target.name + ".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+            with tqdm(total=ACLIMDB_BYTES, unit="B", unit_scale=True, desc="aclImdb", disable=None) as bar:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, socket.timeout, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", exc)
+        raise DataError(f"cannot download {url} ({reason}): {instead}") from None
+    digest = _md5(partial)
+    if digest != ACLIMDB_MD5:
+        partial.unlink()
+        raise DataError(f"{url}: downloaded file has MD5 {digest}, expected {ACLIMDB_MD5}: {instead}")
+    partial.replace(target)
+    return target
+
+
+def read_aclimdb(path: str | Path | None, download_dir: str | Path) -> pd.DataFrame:
+    """From a tarball or folder at ``path``; ``None`` downloads into ``download_dir``."""
+    if path is None:
+        path = download_aclimdb(download_dir)
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return read_aclimdb_folder(path)
+    return read_aclimdb_tarball(path)
+
+
+def read_reviews_csv(path: str | Path) -> pd.DataFrame:
+    """A CSV with columns ``review,sentiment`` (sentiment: positive or negative)."""
+    import csv
+    import io
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line}: not valid UTF-8 (byte {exc.start})") from None
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        raise DataError(f"{path}: not a readable CSV ({str(exc).strip()})") from None
+    for column in COLUMNS:
+        if column not in frame.columns:
+            raise DataError(f"{path}: missing column {column!r} (found: {', '.join(map(str, frame.columns))})")
+    frame = frame[list(COLUMNS)].copy()
+    frame["sentiment"] = frame["sentiment"].str.strip().str.lower()
+    # Row numbers as a spreadsheet shows them: the header is row 1.
+    unknown = ~frame["sentiment"].isin(SENTIMENTS)
+    if unknown.any():
+        row = int(unknown.to_numpy().argmax())
+        raise DataError(f"{path}: row {row + 2}: unknown sentiment {frame['sentiment'].iloc[row]!r}"
+                        f" (expected positive or negative)")
+    empty = frame["review"].str.strip() == ""
+    if empty.any():
+        raise DataError(f"{path}: row {int(empty.to_numpy().argmax()) + 2}: empty review")
+    if frame.empty:
+        raise DataError(f"{path}: no reviews")
+    return frame.reset_index(drop=True)
+
+
+def split_reviews(frame: pd.DataFrame, *, how: str, test_fraction: float, seed: int,
+                  source: str) -> pd.DataFrame:
+    """Add the ``split`` column: aclImdb's ``official`` one, or a stratified ``random`` one."""
+    from sklearn.model_selection import train_test_split
+
+    if how == "official":
+        if "split" not in frame.columns:
+            raise ParamError(f"data.imdb.split = 'official': only the aclimdb source has an official"
+                             f" train/test split (source here: {source}); use random")
+        return frame[["review", "sentiment", "split"]]
+    if len(frame) < 4 or frame["sentiment"].nunique() < 2:
+        raise DataError(f"{source}: need at least 4 reviews of both sentiments to split, got {len(frame)}")
+    train_index, _ = train_test_split(frame.index, test_size=test_fraction, random_state=seed,
+                                      stratify=frame["sentiment"])
+    result = frame[["review", "sentiment"]].copy()
+    result["split"] = "test"
+    result.loc[train_index, "split"] = "train"
+    return result
+
+
+def read_reviews_table(path: str | Path) -> pd.DataFrame:
+    """The ``review,sentiment,split`` CSV that the ``imdb_data`` stage writes."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: not found (run `dvc repro imdb_data` first)")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"review", "sentiment", "split"} - set(frame.columns)
+    if missing:
+        raise DataError(f"{path}: missing columns {sorted(missing)} (re-run `dvc repro imdb_data`)")
+    return frame
+
+
+def save_features(directory: Path, X_train, X_test, y_train, y_test, vocabulary) -> None:
+    """The TF-IDF matrices (sparse ``.npz``), labels and vocabulary, in ``directory``."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    sp.save_npz(directory / "X_train.npz", X_train)
+    sp.save_npz(directory / "X_test.npz", X_test)
+    np.savez(directory / "labels.npz", y_train=y_train, y_test=y_test)
+    (directory / "vocabulary.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+
+
+def load_features(directory: str | Path):
+    """``(X_train, y_train, X_test, y_test)`` written by :func:`save_features`."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    directory = Path(directory)
+    try:
+        X_train = sp.load_npz(directory / "X_train.npz").tocsr()
+        X_test = sp.load_npz(directory / "X_test.npz").tocsr()
+        with np.load(directory / "labels.npz") as labels:
+            y_train, y_test = labels["y_train"], labels["y_test"]
+    except FileNotFoundError as exc:
+        raise DataError(f"{exc.filename}: not found (run `dvc repro preprocess` first)") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{directory}: unreadable TF-IDF features ({exc}); re-run `dvc repro preprocess`") from None
+    return X_train, y_train, X_test, y_test

@@ -1,0 +1,71 @@
+"""Stage `imdb_data`: the labelled movie reviews, from the source `data.imdb.source` names.
+
+Reads params `data.imdb` (for source aclimdb or csv also the file or folder at
+`data.imdb.path`; aclimdb with `path: null` downloads the tarball into
+`data.imdb.download_dir`); writes data/imdb/reviews.csv (columns review,
+sentiment, split) and metrics/imdb_data.json (the source and the counts).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from nnlab.cli import run, stage_parser
+from nnlab.datasets import imdb
+from nnlab.datasets.reviews_synthetic import synthetic_reviews
+from nnlab.errors import ParamError
+from nnlab.io import StageOutputs
+from nnlab.params import Section, load_params
+
+SOURCES = ("synthetic", "aclimdb", "csv")
+SPLITS = ("random", "official")
+METRICS = "metrics/imdb_data.json"
+
+
+def synthetic_options(cfg: Section) -> dict:
+    options = dict(
+        n_reviews=cfg.int("n_reviews", min=4),
+        label_noise=cfg.float("label_noise", min=0.0, max=0.5),
+        min_sentences=cfg.int("min_sentences", min=1),
+        max_sentences=cfg.int("max_sentences", min=cfg.int("min_sentences", min=1)),
+        vocabulary_size=cfg.int("vocabulary_size", min=1),
+    )
+    cfg.check_all_used()
+    return options
+
+
+def load_reviews(cfg: Section) -> tuple[str, pd.DataFrame]:
+    """The source's name and its reviews, split into train and test."""
+    source = cfg.str("source", choices=SOURCES)
+    path = cfg.optional_str("path")
+    download_dir = cfg.str("download_dir")
+    how = cfg.str("split", choices=SPLITS)
+    test_fraction = cfg.float("test_fraction", min=0.01, max=0.99)
+    seed = cfg.int("seed", min=0)
+    synthetic = synthetic_options(cfg.section("synthetic"))
+    cfg.check_all_used()
+    if source == "synthetic":
+        frame = synthetic_reviews(seed=seed, **synthetic)
+    elif source == "aclimdb":
+        frame = imdb.read_aclimdb(path, download_dir)
+    else:
+        if path is None:
+            raise ParamError("data.imdb.path is null: source csv needs the path of a review,sentiment file")
+        frame = imdb.read_reviews_csv(path)
+    return source, imdb.split_reviews(frame, how=how, test_fraction=test_fraction, seed=seed, source=source)
+
+
+def main(argv=None) -> None:
+    args = stage_parser(__doc__).parse_args(argv)
+    source, reviews = load_reviews(load_params(args.params).section("data").section("imdb"))
+    counts = reviews.groupby(["split", "sentiment"]).size()
+    metrics = {"source": source,
+               **{split: {"reviews": int(counts[split].sum()), **counts[split].to_dict()}
+                  for split in ("train", "test")}}
+    with StageOutputs() as out:
+        out.csv(imdb.REVIEWS_TABLE, reviews)
+        out.json(METRICS, metrics)
+    print(f"imdb_data: {source} reviews, {metrics['train']['reviews']} train, {metrics['test']['reviews']} test")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,92 @@
+"""Stage `preprocess`: cleaned review text to TF-IDF features (report 000 §2-§3).
+
+Reads data/imdb/reviews.csv and params `preprocess`; writes data/imdb/tfidf/
+(X_train.npz, X_test.npz: sparse TF-IDF fitted on the training split only;
+labels.npz: positive=1, negative=0; vocabulary.txt), metrics/preprocess.json
+(class counts per split, the [0, 1] feature check, the vocabulary size) and
+plots/preprocess/ (class_counts.csv and .png, samples.json: one random
+positive and one random negative training review, raw and cleaned).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nnlab import plotting
+from nnlab.cli import run, stage_parser
+from nnlab.datasets import imdb
+from nnlab.errors import DataError
+from nnlab.io import StageOutputs
+from nnlab.params import Section, load_params
+from nnlab.runtime import numpy_rng
+from nnlab.text import NORMALISERS, STOP_WORD_SOURCES, CleaningConfig, clean_texts, feature_range_check, tfidf_features
+
+FEATURES = "data/imdb/tfidf"
+PLOTS = "plots/preprocess"
+
+
+def cleaning_config(cfg: Section) -> CleaningConfig:
+    nltk_data = cfg.optional_str("nltk_data")
+    return CleaningConfig(
+        lowercase=cfg.bool("lowercase"), strip_html=cfg.bool("strip_html"),
+        remove_punctuation=cfg.bool("remove_punctuation"), numbers_to_words=cfg.bool("numbers_to_words"),
+        stop_words=cfg.str("stop_words", choices=STOP_WORD_SOURCES), keep_negations=cfg.bool("keep_negations"),
+        normalise=cfg.str("normalise", choices=NORMALISERS), nltk_data=nltk_data,
+    )
+
+
+def samples(reviews, cleaned, labels, seed: int) -> dict:
+    """One random positive and one random negative training review, raw and cleaned."""
+    rng = numpy_rng(seed)
+    shown = {}
+    for name, value in (("positive", 1), ("negative", 0)):
+        candidates = np.flatnonzero(labels == value)
+        if len(candidates):
+            i = int(rng.choice(candidates))
+            shown[name] = {"raw": reviews[i], "cleaned": cleaned[i]}
+    return shown
+
+
+def main(argv=None) -> None:
+    args = stage_parser(__doc__).parse_args(argv)
+    cfg = load_params(args.params).section("preprocess")
+    config = cleaning_config(cfg)
+    max_features = cfg.int("max_features", min=1)
+    n_jobs = cfg.int("n_jobs", min=1)
+    sample_seed = cfg.int("sample_seed", min=0)
+    cfg.check_all_used()
+
+    table = imdb.read_reviews_table(imdb.REVIEWS_TABLE)
+    parts = {split: table[table["split"] == split] for split in ("train", "test")}
+    for split, part in parts.items():
+        if part.empty:
+            raise DataError(f"{imdb.REVIEWS_TABLE}: no {split} reviews")
+    labels = {split: imdb.encode_labels(part["sentiment"]).to_numpy() for split, part in parts.items()}
+    raw = {split: part["review"].tolist() for split, part in parts.items()}
+    cleaned = {split: clean_texts(texts, config, n_jobs=n_jobs) for split, texts in raw.items()}
+    X_train, X_test, vocabulary = tfidf_features(cleaned["train"], cleaned["test"], max_features)
+
+    counts = {split: {"negative": int((y == 0).sum()), "positive": int((y == 1).sum())}
+              for split, y in labels.items()}
+    metrics = {**{split: {"reviews": len(labels[split]), **counts[split]} for split in counts},
+               "features": {"n_features": len(vocabulary), **feature_range_check(X_train, X_test)}}
+    if not metrics["features"]["in_unit_interval"]:
+        raise DataError(f"TF-IDF features outside [0, 1]: {metrics['features']}")
+    shown = samples(raw["train"], cleaned["train"], labels["train"], sample_seed)
+    count_rows = [{"split": s, "sentiment": k, "count": v} for s, c in counts.items() for k, v in c.items()]
+    figure = plotting.bar_chart(counts, title="IMDB reviews per class", ylabel="reviews")
+
+    with StageOutputs() as out:
+        features = out.directory(FEATURES)
+        imdb.save_features(features, X_train, X_test, labels["train"], labels["test"], vocabulary)
+        out.json("metrics/preprocess.json", metrics)
+        out.csv(f"{PLOTS}/class_counts.csv", count_rows)
+        out.figure(f"{PLOTS}/class_counts.png", figure)
+        out.json(f"{PLOTS}/samples.json", shown)
+    for name, sample in shown.items():
+        print(f"{name} review (raw): {sample['raw'][:300]}\n{name} review (cleaned): {sample['cleaned'][:300]}")
+    print(f"preprocess: {X_train.shape[0]} train, {X_test.shape[0]} test, {len(vocabulary)} TF-IDF features"
+          f" in [{metrics['features']['min']:.3g}, {metrics['features']['max']:.3g}]")
+
+
+if __name__ == "__main__":
+    run(main)

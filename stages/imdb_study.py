@@ -1,0 +1,105 @@
+"""Stage `imdb_study`: the report 000 §3.2-§3.5 variants of the IMDB classifier.
+
+Reads data/imdb/tfidf/ and params `imdb_study` (each variant overrides some of
+`imdb_train`'s values: lr, activation, batch_size, init), `imdb_train` and
+`train`; trains every variant, `n_jobs` at a time; writes
+metrics/imdb_study.json (train and test metrics per variant),
+plots/imdb_study/table.csv (one row per variant: settings, test accuracy and
+F1, the report's test accuracy, seconds), history.csv (train loss per epoch
+per variant), accuracy.png (ours beside the report's) and loss.png.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from nnlab import plotting
+from nnlab.cli import run, stage_parser
+from nnlab.datasets import imdb
+from nnlab.io import StageOutputs
+from nnlab.models.sentiment import ACTIVATIONS, INITS, ClassifierConfig, run_metrics, train_classifier
+from nnlab.params import Section, load_params, seed
+from nnlab.runtime import torch_device
+from stages.imdb_train import FEATURES, classifier_config
+
+PLOTS = "plots/imdb_study"
+
+
+def variant(base: ClassifierConfig, cfg: Section) -> tuple[ClassifierConfig, float | None]:
+    """The base config with this variant's overrides, and the report's test accuracy."""
+    config = dataclasses.replace(
+        base,
+        lr=cfg.float("lr", positive=True, default=base.lr),
+        activation=cfg.str("activation", choices=ACTIVATIONS, default=base.activation),
+        batch_size=cfg.int("batch_size", min=1, default=base.batch_size),
+        init=cfg.str("init", choices=INITS, default=base.init),
+    )
+    report = cfg.optional_float("report", min=0.0, max=1.0)
+    cfg.check_all_used()
+    return config, report
+
+
+def train_variant(name: str, config: ClassifierConfig, data, run_seed: int, device) -> dict:
+    X_train, y_train, X_test, y_test = data
+    started = time.perf_counter()
+    result = train_classifier(X_train, y_train, X_test, y_test, config, seed=run_seed, device=device,
+                              desc=name, log=lambda line: print(f"{name} {line}"))
+    metrics, _ = run_metrics(result, X_train, y_train, X_test, y_test, device)
+    return {"metrics": metrics, "history": result.history, "seconds": time.perf_counter() - started}
+
+
+def main(argv=None) -> None:
+    from joblib import Parallel, delayed
+
+    args = stage_parser(__doc__).parse_args(argv)
+    params = load_params(args.params)
+    base_cfg = params.section("imdb_train")
+    base = classifier_config(params, base_cfg)
+    base_cfg.check_all_used()
+    cfg = params.section("imdb_study")
+    n_jobs = cfg.int("n_jobs", min=1)
+    variants_cfg = cfg.section("variants")
+    variants = {name: variant(base, variants_cfg.section(name)) for name in variants_cfg.keys()}
+    variants_cfg.check_all_used()
+    cfg.check_all_used()
+    device = torch_device(params.section("train").str("device"))
+    run_seed = seed(params)
+
+    data = imdb.load_features(FEATURES)
+    runs = Parallel(n_jobs=n_jobs)(
+        delayed(train_variant)(name, config, data, run_seed, device) for name, (config, _) in variants.items())
+    results = dict(zip(variants, runs))
+
+    table = []
+    for name, (config, report) in variants.items():
+        test = results[name]["metrics"]["test"]
+        table.append({"variant": name, "lr": config.lr, "activation": config.activation,
+                      "batch_size": config.batch_size, "init": config.init,
+                      "test_accuracy": test["accuracy"], "test_f1": test["f1"],
+                      "report_test_accuracy": report, "diverged": results[name]["metrics"]["diverged"],
+                      "seconds": round(results[name]["seconds"], 1)})
+    history = [{"epoch": h["epoch"], "variant": name, "train_loss": h["train_loss"]}
+               for name, r in results.items() for h in r["history"]]
+    accuracy_figure = plotting.bar_chart(
+        {row["variant"]: {"ours": row["test_accuracy"] or 0.0, "report": row["report_test_accuracy"] or 0.0}
+         for row in table}, title="IMDB classifier variants: test accuracy (report 0 = not run)", ylabel="accuracy")
+    accuracy_figure.set_size_inches(10, 4)
+    epochs = list(range(1, base.epochs + 1))
+    loss_figure = plotting.curves(
+        epochs, {name: [h["train_loss"] for h in r["history"]] + [None] * (len(epochs) - len(r["history"]))
+                 for name, r in results.items()},
+        title="IMDB classifier variants: train loss", xlabel="epoch", ylabel="BCE loss")
+
+    with StageOutputs() as out:
+        out.json("metrics/imdb_study.json", {name: r["metrics"] for name, r in results.items()})
+        out.csv(f"{PLOTS}/table.csv", table)
+        out.csv(f"{PLOTS}/history.csv", history)
+        out.figure(f"{PLOTS}/accuracy.png", accuracy_figure)
+        out.figure(f"{PLOTS}/loss.png", loss_figure)
+    for row in table:
+        ours = "diverged" if row["diverged"] else f"{row['test_accuracy']:.4f}"
+        print(f"{row['variant']:>11}: test accuracy {ours} (report {row['report_test_accuracy']}), {row['seconds']} s")
+
+
+if __name__ == "__main__":
+    run(main)

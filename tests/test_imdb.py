@@ -1,0 +1,138 @@
+"""The three IMDB review sources (real sample tarball, built fixtures, broken ones), the
+offline download failure, the synthetic generator and the classifier on a tiny set."""
+from __future__ import annotations
+
+import io
+import tarfile
+import urllib.error
+
+import numpy as np
+import pytest
+
+from nnlab.datasets import imdb
+from nnlab.datasets.reviews_synthetic import synthetic_reviews
+from nnlab.errors import DataError, ParamError
+
+
+def make_tarball(path, members: dict[str, bytes]):
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+GOOD = {"aclImdb/train/pos/1_9.txt": b"Great film.", "aclImdb/train/neg/2_1.txt": b"Awful film.",
+        "aclImdb/test/pos/3_8.txt": b"Lovely.", "aclImdb/test/neg/4_2.txt": b"Dull.",
+        "aclImdb/train/unsup/5_0.txt": b"unlabelled"}
+
+
+def test_real_sample_tarball(shared_data):
+    frame = imdb.read_aclimdb(shared_data / "imdb/aclImdb_sample.tar.gz", download_dir="unused")
+    counts = frame.groupby(["split", "sentiment"]).size().to_dict()
+    assert counts == {("train", "positive"): 2500, ("train", "negative"): 2500,
+                      ("test", "positive"): 500, ("test", "negative"): 500}
+
+
+def test_tarball_and_folder_agree_and_skip_unsup(tmp_path):
+    tarball = make_tarball(tmp_path / "a.tar.gz", GOOD)
+    from_tar = imdb.read_aclimdb(tarball, download_dir="unused")
+    with tarfile.open(tarball) as archive:
+        archive.extractall(tmp_path / "x", filter="data")
+    from_folder = imdb.read_aclimdb(tmp_path / "x", download_dir="unused")
+    assert len(from_tar) == 4 and from_tar.equals(from_folder)
+    official = imdb.split_reviews(from_tar, how="official", test_fraction=0.2, seed=0, source="aclimdb")
+    assert sorted(official["split"]) == ["test", "test", "train", "train"]
+
+
+@pytest.mark.parametrize("member, data, message", [
+    ("aclImdb/train/pos/7_9.txt", b"caf\xe9 bad bytes", r"member aclImdb/train/pos/7_9\.txt: not valid UTF-8"),
+    ("aclImdb/train/neg/8_2.txt", b"  \n", r"member aclImdb/train/neg/8_2\.txt: empty review"),
+])
+def test_broken_tar_members_are_named(tmp_path, member, data, message):
+    tarball = make_tarball(tmp_path / "b.tar.gz", {**GOOD, member: data})
+    with pytest.raises(DataError, match=message):
+        imdb.read_aclimdb_tarball(tarball)
+
+
+def test_corrupt_tarball(tmp_path):
+    good = make_tarball(tmp_path / "g.tar.gz", GOOD).read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(DataError, match=r"cut\.tar\.gz: corrupt or not a tar archive"):
+        imdb.read_aclimdb_tarball(tmp_path / "cut.tar.gz")
+
+
+def write_csv(tmp_path, content: bytes):
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(content)
+    return path
+
+
+def test_csv_reviews(tmp_path):
+    frame = imdb.read_reviews_csv(write_csv(tmp_path, b'review,sentiment\n"Good, really",positive\nBad,Negative\n'))
+    assert frame["sentiment"].tolist() == ["positive", "negative"]
+    assert imdb.encode_labels(frame["sentiment"]).tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"text,sentiment\nGood,positive\n", r"missing column 'review'"),
+    (b"review,sentiment\nGood,positive\nBad,meh\n", r"row 3: unknown sentiment 'meh'"),
+    (b"review,sentiment\nGood,positive\n ,negative\n", r"row 3: empty review"),
+    (b"review,sentiment\nGood,positive\nBad \xff,negative\n", r"line 3: not valid UTF-8"),
+])
+def test_broken_csv_is_refused_in_one_line(tmp_path, content, message):
+    with pytest.raises(DataError, match=message) as error:
+        imdb.read_reviews_csv(write_csv(tmp_path, content))
+    assert "reviews.csv" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_official_split_needs_aclimdb():
+    with pytest.raises(ParamError, match="official"):
+        imdb.split_reviews(synthetic_reviews(20, seed=0), how="official", test_fraction=0.2, seed=0, source="csv")
+
+
+def test_download_fails_fast_offline(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(imdb.urllib.request, "urlopen", offline)
+    with pytest.raises(DataError, match=r"cannot download .*aclImdb_v1\.tar\.gz.*data\.imdb\.path") as error:
+        imdb.download_aclimdb(tmp_path)
+    assert "\n" not in str(error.value)
+    assert not list(tmp_path.iterdir())  # no partial file left behind
+
+
+def test_synthetic_reviews_are_noisy_balanced_and_seeded():
+    frame = synthetic_reviews(400, seed=3)
+    assert frame.equals(synthetic_reviews(400, seed=3))
+    assert abs((frame["sentiment"] == "positive").mean() - 0.5) < 0.05
+    lengths = frame["review"].str.split().str.len()
+    assert lengths.min() >= 10 and lengths.max() >= 100
+    text = " ".join(frame["review"])
+    assert "<br /><br />" in text and any(c.isdigit() for c in text) and " not " in text
+
+
+def test_classifier_learns_a_tiny_synthetic_set_and_zero_init_does_not():
+    from nnlab.datasets.reviews_synthetic import POSITIVE
+    from nnlab.models.sentiment import ClassifierConfig, run_metrics, train_classifier
+    from nnlab.text import CleaningConfig, clean_texts, tfidf_features
+
+    frame = imdb.split_reviews(synthetic_reviews(600, seed=1), how="random", test_fraction=0.25, seed=0,
+                               source="synthetic")
+    train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
+    config = CleaningConfig(stop_words="sklearn")
+    X_train, X_test, vocabulary = tfidf_features(clean_texts(train["review"].tolist(), config),
+                                                 clean_texts(test["review"].tolist(), config), 1000)
+    assert set(POSITIVE) <= set(vocabulary)
+    y_train, y_test = imdb.encode_labels(train["sentiment"]).to_numpy(), imdb.encode_labels(test["sentiment"]).to_numpy()
+    fast = ClassifierConfig(lr=0.5, epochs=5, batch_size=16)
+    result = train_classifier(X_train, y_train, X_test, y_test, fast, seed=0, device="cpu", log=lambda s: None)
+    metrics, predicted = run_metrics(result, X_train, y_train, X_test, y_test, "cpu")
+    assert metrics["test"]["accuracy"] > 0.8 and not metrics["diverged"]
+    assert np.array(metrics["test"]["confusion_matrix"]).sum() == len(y_test) == len(predicted["test"])
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    zeros = train_classifier(X_train, y_train, X_test, y_test, ClassifierConfig(lr=0.5, epochs=2, init="zeros"),
+                             seed=0, device="cpu", log=lambda s: None)
+    first_layer = zeros.model.layers[0].weight.detach()
+    assert float(first_layer.abs().max()) == 0.0  # symmetry: nothing flows back to the hidden layers

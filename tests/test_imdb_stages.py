@@ -1,0 +1,44 @@
+"""A small end-to-end run of the IMDB stages on tiny synthetic params, and a bad input
+refused in one line by the imdb_data stage."""
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from conftest import ROOT, deep_merge, default_params, run_stage
+
+FRAGMENT = ROOT / "fragments/imdb"
+
+
+def imdb_params(**overrides) -> dict:
+    params = default_params()
+    if "imdb" not in params.get("data", {}):  # before the fragment is merged into params.yaml
+        params = deep_merge(params, yaml.safe_load((FRAGMENT / "params.yaml").read_text()))
+    params = deep_merge(params, yaml.safe_load((FRAGMENT / "tiny.yaml").read_text()))
+    return deep_merge(params, overrides)
+
+
+def test_stages_end_to_end(tmp_path):
+    params = imdb_params()
+
+    for stage in ("imdb_data", "imdb_preprocess", "imdb_train"):
+        result = run_stage(stage, params, tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "metrics/imdb_data.json").read_text())["source"] == "synthetic"
+    preprocess = json.loads((tmp_path / "metrics/preprocess.json").read_text())
+    assert preprocess["features"]["in_unit_interval"] and preprocess["train"]["reviews"] == 160
+    samples = json.loads((tmp_path / "plots/preprocess/samples.json").read_text())
+    assert set(samples) == {"positive", "negative"} and "<br />" not in samples["positive"]["cleaned"]
+    train = json.loads((tmp_path / "metrics/imdb_train.json").read_text())
+    assert set(train["test"]) >= {"accuracy", "precision", "recall", "f1", "confusion_matrix"}
+    confusion = json.loads((tmp_path / "plots/imdb_train/confusion.json").read_text())
+    assert len(confusion) == 40 and set(confusion[0]) == {"actual", "predicted"}
+
+
+def test_bad_csv_is_one_line_error(tmp_path):
+    (tmp_path / "reviews.csv").write_text("review,sentiment\nGood,positive\nBad,so-so\n")
+    params = imdb_params(data={"imdb": {"source": "csv", "path": str(tmp_path / "reviews.csv")}})
+    result = run_stage("imdb_data", params, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "row 3: unknown sentiment 'so-so'" in result.stderr
