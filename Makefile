@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv repro test bench clean
+.PHONY: venv repro test plots
 
 venv: $(STAMP)
 
@@ -18,4 +18,7 @@ repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q tests
+
+plots: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m nnlab.plots_page

@@ -1,76 +1,38 @@
 """The whole pipeline in a throw-away copy of the repository, on tiny parameters:
 `dvc repro`, a no-op second `dvc repro`, then `dvc exp run -S train.lr=0.1`
-and `dvc metrics diff`, as a user would."""
+and `dvc metrics diff`, as a user would; and a small grid through DVC's queue,
+`dvc exp run --queue -S train.lr=0.1,0.01` then `dvc exp run --run-all -j 2`
+(which is `dvc queue start -j 2` and waiting for both), read back with
+`dvc exp show`."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import ROOT, deep_merge, default_params, venv_env
+pytest.register_assert_rewrite("pipeline_repo")
+from pipeline_repo import (  # noqa: E402
+    clone_workspace, load_strict, metrics_files, run_queue, sh, training_stage)
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+pytest_plugins = ["pipeline_repo"]
 
-
-def sh(*args: str, cwd: Path) -> str:
-    result = subprocess.run(args, cwd=cwd, env={**venv_env(), **GIT_ENV}, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+GRID = (0.1, 0.01)
 
 
-def copy_repository(dest: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, files):
-        source = ROOT / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-
-
-def metrics_files(repo: Path) -> list[Path]:
-    return sorted((repo / "metrics").glob("*.json"))
-
-
-def load_strict(path: Path):
-    def reject(constant):
-        raise ValueError(f"{path}: {constant} is not valid JSON")
-    return json.loads(path.read_text(), parse_constant=reject)
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("nnlab") / "repo"
-    repo.mkdir()
-    copy_repository(repo)
-    tiny = yaml.safe_load((ROOT / "tests/tiny_params.yaml").read_text())
-    (repo / "params.yaml").write_text(yaml.safe_dump(deep_merge(default_params(), tiny), sort_keys=False))
-    sh("git", "init", "-q", cwd=repo)
-    sh("git", "add", "-A", cwd=repo)
-    sh("git", "commit", "-qm", "tiny params", cwd=repo)
-    return repo
-
-
-def test_repro_then_nothing_to_do(repo):
-    sh("dvc", "repro", cwd=repo)
-    assert metrics_files(repo), "the pipeline wrote no metrics"
-    for path in metrics_files(repo):
+def test_repro_then_nothing_to_do(baseline, tmp_path):
+    assert "Running stage" in baseline.repro_output
+    assert metrics_files(baseline.path), "the pipeline wrote no metrics"
+    for path in metrics_files(baseline.path):
         load_strict(path)
+    repo = clone_workspace(baseline.path, tmp_path / "workspace")
     assert "up to date" in sh("dvc", "status", cwd=repo)
     second = sh("dvc", "repro", cwd=repo)
     assert "Running stage" not in second
     sh("dvc", "plots", "show", "--json", cwd=repo)
-    sh("git", "add", "-A", cwd=repo)
-    sh("git", "commit", "-qm", "baseline", cwd=repo)
 
 
-def test_experiment_changes_metrics(repo):
+def test_experiment_changes_metrics(baseline, tmp_path):
+    repo = clone_workspace(baseline.path, tmp_path / "workspace")
     sh("dvc", "exp", "run", "-S", "train.lr=0.1", cwd=repo)
     diff = json.loads(sh("dvc", "metrics", "diff", "--json", cwd=repo))
     changed = {path for path, values in diff.items() if any(v.get("diff") for v in values.values())}
@@ -79,3 +41,41 @@ def test_experiment_changes_metrics(repo):
         load_strict(path)
     shown = sh("dvc", "exp", "show", "--json", cwd=repo)
     assert "train.lr" in shown or '"lr": 0.1' in shown
+
+
+def experiment_runs(repo) -> dict[str, dict]:
+    """``dvc exp show --json`` as {experiment name: {"state", "lr", "metrics"}}."""
+    runs = {}
+    for commit in json.loads(sh("dvc", "exp", "show", "--json", cwd=repo)):
+        for experiment in commit.get("experiments") or []:
+            data = (experiment.get("revs") or [{}])[0].get("data") or {}
+            params = data.get("params", {}).get("params.yaml", {}).get("data", {})
+            runs[experiment["name"]] = {
+                "state": experiment["executor"]["state"] if experiment.get("executor") else "success",
+                "lr": params.get("train", {}).get("lr"),
+                "metrics": data.get("metrics"),
+            }
+    return runs
+
+
+def test_queued_grid_runs_in_parallel_and_compares(baseline, tmp_path):
+    stage = training_stage(baseline.path)
+    if stage is None:
+        pytest.skip("dvc.yaml has no stage that reads `train` and writes metrics")
+    repo = clone_workspace(baseline.path, tmp_path / "workspace")
+    grid = ",".join(map(str, GRID))
+    sh("dvc", "exp", "run", "--queue", "-S", f"train.lr={grid}", stage, cwd=repo)
+    try:
+        run_queue(repo, jobs=2)
+    finally:
+        sh("dvc", "queue", "stop", "--kill", cwd=repo)
+    runs = experiment_runs(repo)
+    failed = [name for name, run in runs.items() if run["state"] != "success"]
+    assert not failed, "\n".join(sh("dvc", "queue", "logs", name, cwd=repo) for name in failed)
+    assert sorted(run["lr"] for run in runs.values()) == sorted(GRID), runs
+    first, second = (run["metrics"] for run in runs.values())
+    assert first and first != second, f"train.lr={grid} gave the same metrics in {stage}: {runs}"
+
+    table = sh("dvc", "exp", "show", "--only-changed", "--md", cwd=repo)
+    for name in runs:
+        assert f"[{name}]" in table, table

@@ -1,0 +1,134 @@
+"""The offline plots page: no script comes from the network, and in headless
+Chromium every vega chart that `dvc plots show` knows draws its marks and every
+PNG plot is on the page."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from dvc_render.base import Renderer
+
+pytest.register_assert_rewrite("pipeline_repo")
+from pipeline_repo import clone_workspace, sh  # noqa: E402
+
+from nnlab.plots_page import PlotsPageError, html_template, write_page  # noqa: E402
+
+pytest_plugins = ["pipeline_repo"]
+
+CHROMIUM = shutil.which("chromium")
+VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class Element:
+    def __init__(self, tag: str, attrs: dict[str, str], parent: "Element | None") -> None:
+        self.tag, self.attrs, self.parent, self.children = tag, attrs, parent, []
+
+    def iter(self):
+        yield self
+        for child in self.children:
+            yield from child.iter()
+
+    def classes(self) -> set[str]:
+        return set((self.attrs.get("class") or "").split())
+
+
+class TreeBuilder(HTMLParser):
+    """The element tree of an HTML document (script and style text is not parsed as markup)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.root = self.current = Element("#document", {}, None)
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        element = Element(tag, dict(attrs), self.current)
+        self.current.children.append(element)
+        if tag not in VOID_ELEMENTS:
+            self.current = element
+
+    def handle_startendtag(self, tag, attrs):
+        self.current.children.append(Element(tag, dict(attrs), self.current))
+
+    def handle_endtag(self, tag):
+        element = self.current
+        while element.parent is not None and element.tag != tag:
+            element = element.parent
+        if element.parent is not None:
+            self.current = element.parent
+
+
+def parse(html: str) -> Element:
+    return TreeBuilder(html).root
+
+
+def remote_resources(html: str) -> list[str]:
+    return [value for element in parse(html).iter() for name, value in element.attrs.items()
+            if name in ("src", "href") and value and value.split(":")[0].lower() in ("http", "https")
+            and element.tag in ("script", "link", "img", "iframe")]
+
+
+def drawn_marks(chart: Element) -> int:
+    """Data marks (not axes or legends) with a drawn shape inside a vega-embed container."""
+    return sum(1 for group in chart.iter() if group.tag == "g" and "role-mark" in group.classes()
+               for shape in group.iter() if shape.attrs.get("d"))
+
+
+@pytest.fixture(scope="module")
+def plots(baseline, tmp_path_factory):
+    """The page built in a clone of the reproduced baseline, and the plots DVC reports for it."""
+    repo = clone_workspace(baseline.path, tmp_path_factory.mktemp("plots") / "workspace")
+    page = write_page(Path("dvc_plots"), [], repo=repo)
+    declared = json.loads(sh("dvc", "plots", "show", "--json", cwd=repo))["data"]
+    kinds = {name: {renderer["type"] for renderer in renderers} for name, renderers in declared.items()}
+    if not kinds:
+        pytest.skip("dvc.yaml declares no plots")
+    return page, kinds
+
+
+def test_template_loads_nothing_from_the_network():
+    template = html_template()
+    assert remote_resources(template) == []
+    assert "{plot_divs}" in template and "{scripts}" not in template
+    assert "window.vegaEmbed" in template
+
+
+def test_page_loads_nothing_from_the_network(plots):
+    page, _ = plots
+    html = page.read_text(encoding="utf-8")
+    assert remote_resources(html) == []
+    assert "cdn.jsdelivr.net" not in html
+
+
+def test_no_plots_is_one_clear_error(tmp_path):
+    with pytest.raises(PlotsPageError, match="no plots to show"):
+        write_page(tmp_path / "out", [], repo=tmp_path)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_every_chart_draws_offline_in_chromium(plots, tmp_path):
+    page, kinds = plots
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path}",
+         "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    elements = {element.attrs["id"]: element for element in parse(result.stdout).iter() if element.attrs.get("id")}
+
+    embedded = [element for element in elements.values() if "vega-embed" in element.classes()]
+    assert len(embedded) == sum("vega" in types for types in kinds.values())
+    for name, types in kinds.items():
+        container = elements.get(Renderer.remove_special_chars(name))
+        assert container is not None, f"plot {name} is not on the page"
+        if "vega" in types:
+            assert "vega-embed" in container.classes(), f"vega-embed did not run for {name}"
+            assert drawn_marks(container) > 0, f"chart {name} drew no marks"
+        if "image" in types:
+            images = [element.attrs["src"] for element in container.iter() if element.tag == "img"]
+            assert images and all((page.parent / src).stat().st_size > 0 for src in images), name
