@@ -29,6 +29,29 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` over ``final`` with the permissions a plain open() would give.
+
+    mkstemp/mkdtemp create owner-only files; outputs should be as readable as
+    any other file the user writes.
+    """
+    mask = _umask()
+    if tmp.is_dir():
+        for path in [tmp, *tmp.rglob("*")]:
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+        if final.exists():
+            shutil.rmtree(final)
+    else:
+        tmp.chmod(0o666 & ~mask)
+    os.replace(tmp, final)
+
+
 def to_jsonable(obj: Any) -> Any:
     """Plain Python for JSON: numpy scalars and arrays unwrapped, NaN/inf as None."""
     if isinstance(obj, dict):
@@ -63,7 +86,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        _publish(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -150,12 +173,7 @@ class StageOutputs:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             for tmp, final in self._pending:
-                if tmp.is_dir():
-                    if final.exists():
-                        shutil.rmtree(final)
-                    os.replace(tmp, final)
-                else:
-                    os.replace(tmp, final)
+                _publish(tmp, final)
         else:
             for tmp, _ in self._pending:
                 if tmp.is_dir():

@@ -17,7 +17,10 @@ def seed_torch(seed: int) -> None:
     # Needed by deterministic cuBLAS; harmless on the CPU.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
+    # The same switch as torch.use_deterministic_algorithms(True), which would
+    # also import torch._inductor (about 1.5 s per stage) only to configure
+    # torch.compile, which nnlab never uses.
+    torch._C._set_deterministic_algorithms(True, warn_only=False)
     if hasattr(torch.backends, "cudnn"):
         torch.backends.cudnn.benchmark = False
 

@@ -1,5 +1,6 @@
 """Outputs are valid JSON always and appear all at once or not at all."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -43,3 +44,14 @@ def test_directory_output_replaces_the_old_one(tmp_path):
 
 def test_json_is_deterministic():
     assert dumps_json({"a": [0.1, 2]}) == dumps_json({"a": [0.1, 2]})
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    with StageOutputs() as out:
+        out.json(tmp_path / "m.json", {})
+        (out.directory(tmp_path / "d") / "f.npy").write_bytes(b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~mask
+    assert (tmp_path / "d" / "f.npy").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -1,0 +1,143 @@
+"""Alzheimer MRI slices (report 001): the Kaggle folder loader and the class layout.
+
+The real data is the Kaggle "Alzheimer's Dataset (4 class of Images)" in its own
+layout, ``<root>/{train,test}/<class>/*.jpg``: grayscale JPEGs of 176x208
+(W x H). :func:`load_folder` decodes one split with Pillow into a uint8 array.
+Its policy on bad input is never to drop anything silently:
+
+- a folder whose name is not one of :data:`CLASS_NAMES`, a missing split, a
+  stray file beside the class folders or an empty split is always an error;
+- a file Pillow cannot decode, or an image of another size, is an error naming
+  the file (``on_bad_file="error"``) or a skip that is counted and listed in
+  :attr:`Slices.skipped` (``on_bad_file="skip"``);
+- hidden files (``.DS_Store``, ``._x.jpg`` from macOS archives) are not images
+  and are passed over; colour images are converted to grey with Pillow's "L".
+
+The synthetic stand-in is :mod:`nnlab.datasets.mri_phantom`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nnlab.errors import DataError
+
+# Sorted like the Kaggle folders (and torchvision's ImageFolder): class index 0
+# is MildDemented, which is why the report's all-NaN network scored 13.99%,
+# the share of MildDemented in the Kaggle test split (179 / 1279).
+CLASS_NAMES = ("MildDemented", "ModerateDemented", "NonDemented", "VeryMildDemented")
+KAGGLE_CLASS_SHARE = {"MildDemented": 0.14, "ModerateDemented": 0.01,
+                      "NonDemented": 0.50, "VeryMildDemented": 0.35}
+KAGGLE_HEIGHT, KAGGLE_WIDTH = 208, 176
+SPLITS = ("train", "test")
+BAD_FILE_POLICIES = ("error", "skip")
+
+
+@dataclass
+class Slices:
+    """One split: ``images`` uint8 (N, H, W), ``labels`` int64 indices into CLASS_NAMES."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    skipped: list[dict] = field(default_factory=list)   # [{"file": .., "reason": ..}]
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=len(CLASS_NAMES))
+        return {name: int(c) for name, c in zip(CLASS_NAMES, counts)}
+
+
+def _image_files(split_dir: Path) -> list[tuple[Path, int]]:
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: split folder not found (expected the Kaggle layout "
+                        f"<root>/{{train,test}}/<class>/*.jpg)")
+    files = []
+    for entry in sorted(split_dir.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            raise DataError(f"{entry}: unexpected file beside the class folders "
+                            f"(expected only {', '.join(CLASS_NAMES)})")
+        if entry.name not in CLASS_NAMES:
+            raise DataError(f"{entry}: unknown class folder (expected one of {', '.join(CLASS_NAMES)})")
+        label = CLASS_NAMES.index(entry.name)
+        files += [(path, label) for path in sorted(entry.iterdir())
+                  if not path.name.startswith(".")]
+    if not files:
+        raise DataError(f"{split_dir}: no images in any class folder")
+    return files
+
+
+def _decode(path: Path, height: int, width: int) -> np.ndarray:
+    """The image as uint8 (H, W); raises ValueError with the reason when unusable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()   # decode now: a truncated JPEG only fails here
+            grey = image.convert("L")
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"unreadable image ({exc})") from None
+    if grey.size != (width, height):
+        raise ValueError(f"image is {grey.size[0]}x{grey.size[1]} (W x H), expected {width}x{height}")
+    return np.asarray(grey, dtype=np.uint8)
+
+
+def load_folder(root: str | Path, split: str, *, height: int = KAGGLE_HEIGHT, width: int = KAGGLE_WIDTH,
+                on_bad_file: str = "error") -> Slices:
+    """Decode ``<root>/<split>/<class>/*`` (see the module docstring for the error policy)."""
+    from tqdm import tqdm
+
+    if on_bad_file not in BAD_FILE_POLICIES:
+        raise ValueError(f"on_bad_file must be one of {BAD_FILE_POLICIES}, not {on_bad_file!r}")
+    files = _image_files(Path(root) / split)
+    images = np.empty((len(files), height, width), dtype=np.uint8)
+    labels = np.empty(len(files), dtype=np.int64)
+    skipped = []
+    kept = 0
+    for path, label in tqdm(files, desc=f"decoding {split}", unit="img", disable=None):
+        try:
+            images[kept] = _decode(path, height, width)
+        except ValueError as exc:
+            if on_bad_file == "error":
+                raise DataError(f"{path}: {exc} (set on_bad_file: skip to count and skip such files)") from None
+            skipped.append({"file": str(path), "reason": str(exc)})
+            continue
+        labels[kept] = label
+        kept += 1
+    if kept == 0:
+        raise DataError(f"{Path(root) / split}: every image was skipped as unusable")
+    return Slices(images[:kept].copy() if kept < len(files) else images, labels[:kept], skipped)
+
+
+def read_info(directory: str | Path) -> dict:
+    """The ``info.json`` a data stage leaves beside its arrays (source, class names, ...)."""
+    import json
+
+    path = Path(directory) / "info.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read ({exc}); run the MRI data stages first") from None
+
+
+def open_arrays(directory: str | Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """``<directory>/<name>.npy`` for each name, memory-mapped read-only."""
+    arrays = {}
+    for name in names:
+        path = Path(directory) / f"{name}.npy"
+        try:
+            arrays[name] = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read ({exc}); run the MRI data stages first") from None
+    return arrays
+
+
+def normalized_datasets(directory: str | Path):
+    """The ``mri_normalize`` output as memory-mapped ``(train, test, info)`` for torch."""
+    from nnlab.torch_train import ArrayDataset
+
+    arrays = open_arrays(directory, ("train_x", "train_y", "test_x", "test_y"))
+    return (ArrayDataset(arrays["train_x"], arrays["train_y"]),
+            ArrayDataset(arrays["test_x"], arrays["test_y"]), read_info(directory))

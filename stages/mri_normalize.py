@@ -1,0 +1,81 @@
+"""Stage `mri_normalize`: per-pixel standardisation of the MRI slices, fitted on train only.
+
+Reads data/mri/raw/ and params `mri_normalize`. Writes
+data/mri/normalized/{train,test}_x.npy (float32, N x channels x H x W, for
+`np.load(mmap_mode="r")`), {train,test}_y.npy, scaler.npz (per-pixel mean and
+scale) and info.json; plots/mri_normalize/sample.png (one standardised slice,
+cividis as in the report) and plots/mri_normalize/resources.csv (peak memory
+and seconds: they vary run to run, so they are not metrics).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from nnlab import images
+from nnlab.cli import run, stage_parser
+from nnlab.datasets import mri
+from nnlab.io import StageOutputs, dumps_json
+from nnlab.params import load_params
+from nnlab.plotting import plt
+
+RAW_DIR = "data/mri/raw"
+DATA_DIR = "data/mri/normalized"
+PLOT_DIR = "plots/mri_normalize"
+
+
+def sample_figure(image: np.ndarray, label: str, title: str):
+    fig, ax = plt.subplots(figsize=(4, 4.5))
+    shown = ax.imshow(image, cmap="cividis")
+    fig.colorbar(shown, ax=ax, fraction=0.046, label="standardised intensity")
+    ax.set(title=f"{title}\nclass {label}", xticks=[], yticks=[])
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv=None) -> None:
+    args = stage_parser(__doc__).parse_args(argv)
+    cfg = load_params(args.params).section("mri_normalize")
+    channels = cfg.int("channels", min=1, max=3)
+    if channels == 2:
+        raise cfg.fail("channels", channels, "must be 1 (grey) or 3 (the report's stacked grey)")
+    chunk_size = cfg.int("chunk_size", min=1)
+    sample_index = cfg.int("sample_index", min=0)
+    cfg.check_all_used()
+
+    started = time.perf_counter()
+    info = mri.read_info(RAW_DIR)
+    raw = mri.open_arrays(RAW_DIR, ("train_images", "train_labels", "test_images", "test_labels"))
+    if sample_index >= len(raw["train_labels"]):
+        raise cfg.fail("sample_index", sample_index, f"only {len(raw['train_labels'])} train slices")
+    scaler = images.fit_pixel_scaler(raw["train_images"], chunk_size)
+    with StageOutputs() as out:
+        directory = out.directory(DATA_DIR)
+        for split in mri.SPLITS:
+            images.write_standardized(raw[f"{split}_images"], scaler, channels, chunk_size,
+                                      directory / f"{split}_x.npy", desc=f"standardizing {split}")
+            np.save(directory / f"{split}_y.npy", np.asarray(raw[f"{split}_labels"]))
+        height, width = raw["train_images"].shape[1:]
+        np.savez(directory / "scaler.npz", mean=scaler.mean_.reshape(height, width),
+                 scale=scaler.scale_.reshape(height, width))
+        (directory / "info.json").write_text(dumps_json({**info, "channels": channels}), encoding="utf-8")
+
+        sample = np.load(directory / "train_x.npy", mmap_mode="r")[sample_index, 0]
+        label = info["class_names"][int(raw["train_labels"][sample_index])]
+        out.figure(f"{PLOT_DIR}/sample.png",
+                   sample_figure(sample, label, f"train slice {sample_index}, standardised: {info['description']}"))
+        seconds = time.perf_counter() - started
+        peak = images.peak_memory_mib()
+        n_train, n_test = len(raw["train_labels"]), len(raw["test_labels"])
+        out.csv(f"{PLOT_DIR}/resources.csv", [{
+            "n_train": n_train, "n_test": n_test, "channels": channels, "height": height, "width": width,
+            "chunk_size": chunk_size, "output_mib": (n_train + n_test) * channels * height * width * 4 / 2**20,
+            "peak_rss_mib": peak, "seconds": seconds}])
+    print(f"mri_normalize: {n_train}+{n_test} slices x {channels}x{height}x{width} float32; "
+          f"peak memory {peak:.0f} MiB, {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    run(main)

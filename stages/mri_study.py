@@ -1,0 +1,98 @@
+"""Stages `mri_lr_study` and `mri_batch_study`: one network trained at several learning rates or batch sizes.
+
+Run as `python -m stages.mri_study --study lr` (params `mri_lr_study`: the
+report's CNN3 at lr 1e-8, 0.01 and 10) or `--study batch` (params
+`mri_batch_study`: batch sizes 5, 15 and 100). Reads data/mri/normalized/ and
+`train`. Writes metrics/mri_<study>_study.json (one entry per run; a diverged
+run is marked and its values are null) and plots/mri_<study>_study/
+{table.csv (with seconds), history.csv, curves.png}.
+"""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from nnlab import plotting
+from nnlab.cli import run, stage_parser
+from nnlab.datasets import mri
+from nnlab.io import StageOutputs
+from nnlab.models import mri_nets
+from nnlab.params import learning_rate, load_params, seed
+from nnlab.runtime import torch_device
+from nnlab.torch_train import CLASS_WEIGHTS
+
+DATA_DIR = "data/mri/normalized"
+HISTORY_COLUMNS = ["run", "epoch", "train_loss", "test_loss", "test_accuracy"]
+
+
+def run_settings(study: str, params, cfg, n_train: int) -> dict[str, dict]:
+    """``{run label: training options}`` for the study's values."""
+    common = dict(epochs=cfg.int("epochs", min=1), class_weight=cfg.str("class_weight", choices=CLASS_WEIGHTS),
+                  max_loss=cfg.float("max_loss", positive=True))
+    if study == "lr":
+        batch_size = cfg.batch_size("batch_size", n_train, allow_full=False)
+        return {f"lr={lr:g}": dict(common, lr=lr, batch_size=batch_size)
+                for lr in cfg.float_list("lrs", positive=True)}
+    lr = learning_rate(params, cfg)
+    sizes = cfg.int_list("batch_sizes", min=1)
+    if max(sizes) > n_train:
+        raise cfg.fail("batch_sizes", sizes, f"larger than the {n_train} training samples")
+    return {f"batch={size}": dict(common, lr=lr, batch_size=size) for size in sizes}
+
+
+def main(argv=None) -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--study", required=True, choices=("lr", "batch"))
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    name = f"mri_{args.study}_study"
+    cfg = params.section(name)
+    model = cfg.str("model", choices=sorted(mri_nets.MODELS))
+    train, test, info = mri.normalized_datasets(DATA_DIR)
+    settings = run_settings(args.study, params, cfg, len(train))
+    cfg.check_all_used()
+    device = torch_device(params.section("train").str("device"))
+
+    runs, table, history = {}, [], []
+    for label, options in settings.items():
+        started = time.perf_counter()
+        metrics, result, _ = mri_nets.fit(model, train, test, info["class_names"], seed=seed(params),
+                                          device=device, desc=f"{model} {label}", **options)
+        runs[label] = metrics
+        table.append({"run": label, "model": model, "lr": options["lr"], "batch_size": options["batch_size"],
+                      "diverged": metrics["diverged"], "train_accuracy": metrics["train"]["accuracy"],
+                      "test_accuracy": metrics["test"]["accuracy"], "test_macro_f1": metrics["test"]["macro_f1"],
+                      "seconds": time.perf_counter() - started})
+        history += [{"run": label, **row} for row in result.history]
+        state = "DIVERGED" if metrics["diverged"] else f"test accuracy {metrics['test']['accuracy']:.4f}"
+        print(f"{name} {label}: {state}")
+
+    history_frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+    with StageOutputs() as out:
+        out.json(f"metrics/{name}.json", {"model": model, "runs": runs})
+        out.csv(f"plots/{name}/table.csv", table)
+        out.csv(f"plots/{name}/history.csv", history_frame)
+        out.figure(f"plots/{name}/curves.png", study_figure(history_frame, settings,
+                   f"{model}: test accuracy per epoch, {info['description']}"))
+
+
+def study_figure(history: pd.DataFrame, settings: dict, title: str):
+    """Test accuracy per epoch, a line per run; diverged runs (no rows) are named in the legend."""
+    fig, ax = plotting.plt.subplots(figsize=(6, 4))
+    for label in settings:
+        rows = history[history["run"] == label]
+        if rows.empty:
+            ax.plot([], [], label=f"{label} (diverged)")
+        else:
+            ax.plot(rows["epoch"], rows["test_accuracy"], marker="o", label=label)
+    ax.set(title=title, xlabel="epoch", ylabel="test accuracy")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+if __name__ == "__main__":
+    run(main)

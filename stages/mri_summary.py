@@ -1,0 +1,69 @@
+"""Stage `mri_summary`: our MRI test figures beside report 001's.
+
+Reads metrics/mri_{simple_nn1,simple_nn2,cnn1,cnn_improved,lr_study}.json and
+data/mri/normalized/info.json (which data they were measured on). Writes
+plots/mri_summary/table.csv (report accuracy, ours, macro-F1, recall of the
+rarest class, diverged) and plots/mri_summary/comparison.png.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nnlab import plotting
+from nnlab.cli import run, stage_parser
+from nnlab.datasets import mri
+from nnlab.errors import DataError
+from nnlab.io import StageOutputs
+from nnlab.models.mri_nets import REPORT_TEST_ACCURACY
+
+MODEL_METRICS = ("simple_nn1", "simple_nn2", "cnn1", "cnn_improved")
+RAREST_CLASS = "ModerateDemented"
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read ({exc}); run the MRI training stages first") from None
+
+
+def collect_runs() -> dict[str, dict]:
+    """``{row label: metrics}`` for the single models and every run of the lr study."""
+    runs = {name: _read(Path(f"metrics/mri_{name}.json")) for name in MODEL_METRICS}
+    study = _read(Path("metrics/mri_lr_study.json"))
+    runs.update({f"{study['model']}@{label}": metrics for label, metrics in study["runs"].items()})
+    return runs
+
+
+def summary_rows(runs: dict[str, dict], data: str) -> list[dict]:
+    rows = []
+    for label, metrics in runs.items():
+        test = metrics["test"]
+        rows.append({"run": label, "data": data, "report_test_accuracy": REPORT_TEST_ACCURACY.get(label),
+                     "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"],
+                     f"test_recall_{RAREST_CLASS}": test["recall"][RAREST_CLASS],
+                     "diverged": metrics["diverged"]})
+    return rows
+
+
+def main(argv=None) -> None:
+    stage_parser(__doc__).parse_args(argv)
+    info = mri.read_info("data/mri/normalized")
+    rows = summary_rows(collect_runs(), info["source"])
+    bars = {row["run"]: {"report (Kaggle)": row["report_test_accuracy"] or 0.0,
+                         f"ours ({info['source']})": row["test_accuracy"] or 0.0} for row in rows}
+    with StageOutputs() as out:
+        out.csv("plots/mri_summary/table.csv", rows)
+        fig = plotting.bar_chart(bars, title=f"MRI test accuracy: report vs ours on {info['description']}\n"
+                                 "(0 = not printed by the report, or diverged)", ylabel="test accuracy")
+        fig.axes[0].tick_params(axis="x", labelrotation=30, labelsize=7)
+        fig.axes[0].title.set_fontsize(8)
+        fig.tight_layout()
+        out.figure("plots/mri_summary/comparison.png", fig)
+    for row in rows:
+        print(row)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,177 @@
+"""MRI (report 001): folder loader, phantom generator, chunked scaler, model shapes, training loop."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.preprocessing import StandardScaler
+
+from nnlab import images
+from nnlab.datasets import mri, mri_phantom
+from nnlab.errors import DataError, ParamError
+from nnlab.models import mri_nets
+from nnlab.torch_train import ArrayDataset
+
+H, W = 16, 12   # fixture images: small, so the tests stay fast
+
+
+def jpeg_bytes(height=H, width=W, value=100) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((height, width), value, dtype=np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def make_tree(root, per_class=2, split="train"):
+    for label, name in enumerate(mri.CLASS_NAMES):
+        folder = root / split / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            (folder / f"{i}.jpg").write_bytes(jpeg_bytes(value=40 * label + i))
+    return root
+
+
+# -- folder loader ------------------------------------------------------------
+def test_folder_loader_reads_the_kaggle_layout(tmp_path):
+    slices = mri.load_folder(make_tree(tmp_path), "train", height=H, width=W)
+    assert slices.images.shape == (8, H, W) and slices.images.dtype == np.uint8
+    assert slices.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert abs(int(slices.images[2, 0, 0]) - 40) <= 2   # class 1, image 0 was drawn at 40
+    assert slices.skipped == []
+
+
+@pytest.mark.parametrize("content, reason", [
+    (jpeg_bytes()[:200], "unreadable"),                 # truncated JPEG
+    (b"not an image at all", "unreadable"),
+    (jpeg_bytes(height=H + 1), f"expected {W}x{H}"),      # wrong size
+])
+def test_bad_file_is_an_error_naming_it_or_a_counted_skip(tmp_path, content, reason):
+    root = make_tree(tmp_path)
+    bad = root / "train" / "NonDemented" / "bad.jpg"
+    bad.write_bytes(content)
+    with pytest.raises(DataError, match=reason) as caught:
+        mri.load_folder(root, "train", height=H, width=W)
+    assert str(bad) in str(caught.value)
+
+    slices = mri.load_folder(root, "train", height=H, width=W, on_bad_file="skip")
+    assert len(slices.labels) == 8
+    assert [row["file"] for row in slices.skipped] == [str(bad)]
+    assert reason in slices.skipped[0]["reason"]
+
+
+def test_unknown_class_folder_is_refused(tmp_path):
+    root = make_tree(tmp_path)
+    (root / "train" / "SevereDemented").mkdir()
+    with pytest.raises(DataError, match="SevereDemented: unknown class folder"):
+        mri.load_folder(root, "train", height=H, width=W, on_bad_file="skip")
+
+
+def test_missing_split_and_stray_file_are_refused(tmp_path):
+    root = make_tree(tmp_path)
+    with pytest.raises(DataError, match="test: split folder not found"):
+        mri.load_folder(root, "test", height=H, width=W)
+    (root / "train" / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="notes.txt: unexpected file"):
+        mri.load_folder(root, "train", height=H, width=W)
+
+
+def test_folder_loader_on_the_real_kaggle_test_split(shared_data):
+    root = shared_data / "alzheimer" / "Alzheimer_s Dataset"
+    slices = mri.load_folder(root, "test")
+    assert slices.images.shape == (40, mri.KAGGLE_HEIGHT, mri.KAGGLE_WIDTH)
+    assert slices.class_counts() == {name: 10 for name in mri.CLASS_NAMES}
+    assert slices.images.max() > 200 and slices.images[:, 0, 0].max() < 30   # bright brain, dark corner
+
+
+# -- phantom ------------------------------------------------------------------
+def test_phantom_follows_the_kaggle_balance_and_seed():
+    assert mri_phantom.class_counts(1000).tolist() == [140, 10, 500, 350]
+    assert mri_phantom.class_counts(7).sum() == 7
+    a = mri_phantom.phantom_splits(n_train=60, n_test=20, height=40, width=36, noise=0.05,
+                                   severity_spread=0.5, seed=3)
+    b = mri_phantom.phantom_splits(n_train=60, n_test=20, height=40, width=36, noise=0.05,
+                                   severity_spread=0.5, seed=3)
+    assert np.array_equal(a["train"].images, b["train"].images)
+    assert a["train"].images.shape == (60, 40, 36) and len(a["test"].labels) == 20
+    assert not np.array_equal(a["train"].images[:20], a["test"].images)
+
+
+def test_phantom_atrophy_grows_the_dark_area_with_severity():
+    rng = np.random.default_rng(0)
+    dark = [np.mean([(mri_phantom.render_slice(severity, 64, 56, rng, noise=0) < 0.3).mean()
+                     for _ in range(10)]) for severity in (0, 1, 2, 3)]
+    assert dark == sorted(dark) and dark[3] > dark[0] + 0.05
+
+
+# -- chunked standardisation ---------------------------------------------------
+def test_chunked_statistics_equal_the_in_memory_ones():
+    raw = np.random.default_rng(1).integers(0, 256, size=(53, 9, 7), dtype=np.uint8)
+    raw[:, 0, 0] = 17   # a constant pixel (the black border): scale 1, never a division by 0
+    chunked = images.fit_pixel_scaler(raw, chunk_size=8)
+    whole = StandardScaler().fit(raw.reshape(53, -1).astype(np.float64))
+    np.testing.assert_allclose(chunked.mean_, whole.mean_, rtol=1e-12)
+    np.testing.assert_allclose(chunked.scale_, whole.scale_, rtol=1e-12)
+
+
+def test_standardized_file_is_memory_mappable_and_stacks_channels(tmp_path):
+    rng = np.random.default_rng(2)
+    train = rng.integers(0, 256, size=(30, 6, 5), dtype=np.uint8)
+    test = rng.integers(100, 256, size=(11, 6, 5), dtype=np.uint8)   # another distribution
+    scaler = images.fit_pixel_scaler(train, chunk_size=4)
+    for name, data in (("train", train), ("test", test)):
+        images.write_standardized(data, scaler, 3, 4, tmp_path / f"{name}.npy")
+    out_train = np.load(tmp_path / "train.npy", mmap_mode="r")
+    out_test = np.load(tmp_path / "test.npy", mmap_mode="r")
+    assert isinstance(out_train, np.memmap) and out_train.dtype == np.float32
+    assert out_train.shape == (30, 3, 6, 5) and out_test.shape == (11, 3, 6, 5)
+    assert np.array_equal(out_train[:, 0], out_train[:, 2])
+    # Fitted on train only: train is centred per pixel, test (shifted up) is not.
+    np.testing.assert_allclose(out_train.mean(axis=0), 0, atol=1e-5)
+    assert out_test.mean() > 0.5
+    expected = (test.reshape(11, -1) - train.reshape(30, -1).mean(0)) / train.reshape(30, -1).std(0)
+    np.testing.assert_allclose(out_test[:, 1].reshape(11, -1), expected, rtol=1e-5, atol=1e-6)
+
+
+# -- models ---------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(mri_nets.MODELS))
+@pytest.mark.parametrize("shape", [(3, 48, 40), (1, 48, 40), (3, 208, 176)])
+def test_every_model_gives_four_logits(name, shape):
+    model = mri_nets.MODELS[name](shape)
+    with torch.no_grad():
+        out = model.eval()(torch.randn(2, *shape))
+    assert out.shape == (2, 4)
+    assert not torch.allclose(out.exp().sum(1), torch.ones(2))   # logits, not probabilities
+
+
+def test_too_small_input_is_a_param_error():
+    with pytest.raises(ParamError, match="cnn3: input 3x20x20 is too small"):
+        mri_nets.cnn3((3, 20, 20))
+
+
+# -- training -------------------------------------------------------------------
+def tiny_datasets(height=40, width=36):
+    """80 noisy images whose brightness is 2 x their label: easy to learn."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(80) % 4
+    x = rng.normal(size=(80, 1, height, width)).astype(np.float32) + 2.0 * labels[:, None, None, None]
+    return ArrayDataset(x[:60], labels[:60]), ArrayDataset(x[60:], labels[60:])
+
+
+def test_training_learns_and_is_deterministic():
+    train, test = tiny_datasets(4, 4)
+    runs = [mri_nets.fit("simple_nn2", train, test, list(mri.CLASS_NAMES), seed=1, device=torch.device("cpu"),
+                         epochs=30, batch_size=10, lr=0.05)[0] for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert runs[0]["train"]["accuracy"] > 0.9 and runs[0]["test"]["accuracy"] > 0.5   # chance: 0.25
+    assert runs[0]["diverged"] is False and runs[0]["epochs_completed"] == 30
+    assert np.array(runs[0]["test"]["confusion_matrix"]).sum() == 20
+
+
+def test_huge_learning_rate_diverges_cleanly():
+    train, test = tiny_datasets()
+    metrics, result, confusion = mri_nets.fit("cnn3", train, test, list(mri.CLASS_NAMES), seed=1,
+                                              device=torch.device("cpu"), epochs=3, batch_size=5, lr=1e4, max_loss=100.0)
+    assert metrics["diverged"] is True and metrics["diverged_at"]["epoch"] == 1
+    assert metrics["test"]["accuracy"] is None and confusion == {}

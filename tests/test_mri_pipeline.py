@@ -1,0 +1,78 @@
+"""The MRI stages end to end on tiny params (fragments/mri), plus a broken folder refused cleanly."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import yaml
+
+from conftest import ROOT, deep_merge, default_params, run_stage, venv_env
+
+FRAGMENT = ROOT / "fragments" / "mri"
+STAGES = [("mri_data",), ("mri_normalize",), ("mri_train", "--model", "simple_nn2"), ("mri_study", "--study", "lr")]
+
+
+def tiny_params() -> dict:
+    params = default_params()
+    for name in ("params.yaml", "tiny.yaml"):
+        params = deep_merge(params, yaml.safe_load((FRAGMENT / name).read_text()))
+    params["mri_lr_study"]["lrs"] = [0.01, 10000.0]   # one that learns, one that blows up
+    return params
+
+
+def strict_json(path):
+    def reject(constant):
+        raise ValueError(f"{path}: {constant} is not valid JSON")
+    return json.loads(path.read_text(), parse_constant=reject)
+
+
+def run_ok(stage: str, params: dict, cwd, *extra: str) -> subprocess.CompletedProcess:
+    """conftest.run_stage with extra arguments (--model, --study); must succeed."""
+    params_file = cwd / "params.test.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, "-m", f"stages.{stage}", "--params", str(params_file), *extra],
+                            cwd=cwd, env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_stages_end_to_end(tmp_path):
+    """One test, so that pytest-xdist runs the stages once rather than once per worker."""
+    workdir = tmp_path
+    for stage, *extra in STAGES:
+        run_ok(stage, tiny_params(), workdir, *extra)
+    normalized = np.load(workdir / "data/mri/normalized/train_x.npy", mmap_mode="r")
+    assert normalized.shape == (120, 3, 40, 36) and normalized.dtype == np.float32
+    assert json.loads((workdir / "data/mri/normalized/info.json").read_text())["source"] == "synthetic"
+    assert (workdir / "plots/mri_normalize/sample.png").stat().st_size > 0
+    metrics = strict_json(workdir / "metrics/mri_simple_nn2.json")
+    assert set(metrics["test"]) == {"loss", "accuracy", "macro_f1", "recall", "confusion_matrix"}
+    confusion = json.loads((workdir / "plots/mri_simple_nn2/confusion_test.json").read_text())
+    assert len(confusion) == 40 and set(confusion[0]) == {"actual", "predicted"}
+
+    # A diverged run is marked, with null values, in valid JSON.
+    runs = strict_json(workdir / "metrics/mri_lr_study.json")["runs"]
+    assert runs["lr=0.01"]["diverged"] is False and runs["lr=0.01"]["test"]["accuracy"] is not None
+    assert runs["lr=10000"]["diverged"] is True and runs["lr=10000"]["test"]["accuracy"] is None
+
+    # Same params, byte-identical metrics.
+    before = (workdir / "metrics/mri_simple_nn2.json").read_bytes()
+    run_ok("mri_train", tiny_params(), workdir, "--model", "simple_nn2")
+    assert (workdir / "metrics/mri_simple_nn2.json").read_bytes() == before
+
+
+def test_broken_folder_is_refused_with_the_file_named(tmp_path):
+    for split in ("train", "test"):
+        folder = tmp_path / "kaggle" / split / "NonDemented"
+        folder.mkdir(parents=True)
+        (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    params = tiny_params()
+    params["data"]["mri"]["source"] = "folder"
+    params["data"]["mri"]["folder"]["path"] = str(tmp_path / "kaggle")
+    result = run_stage("mri_data", params, tmp_path)
+    assert result.returncode == 2
+    assert "broken.jpg: unreadable image" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()
