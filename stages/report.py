@@ -1,0 +1,28 @@
+"""Stage `report`: RESULTS.md, every headline figure beside the source report's.
+
+Reads references.yaml, the metrics files it names, and params `data` (which
+source produced each figure); writes RESULTS.md.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nnlab.cli import run, stage_parser
+from nnlab.io import StageOutputs
+from nnlab.params import load_params
+from nnlab.report import build_rows, load_references, render
+
+
+def main(argv=None) -> None:
+    args = stage_parser(__doc__).parse_args(argv)
+    params = load_params(args.params)
+    data_params = {name: {"source": params.section("data").section(name).str("source")}
+                   for name in ("mnist", "imdb", "mri")}
+    rows = build_rows(load_references(Path("references.yaml")), data_params, Path("."))
+    with StageOutputs() as out:
+        out.text("RESULTS.md", render(rows))
+    print(f"RESULTS.md: {len(rows)} figures")
+
+
+if __name__ == "__main__":
+    run(main)

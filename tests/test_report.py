@@ -1,0 +1,53 @@
+"""The results report never compares a synthetic figure with a real one."""
+import json
+
+import pytest
+
+from nnlab.errors import DataError
+from nnlab.report import build_rows, load_references, render
+from conftest import ROOT
+
+
+def write_metrics(tmp_path, value):
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/m.json").write_text(json.dumps({"test": {"accuracy": value}}))
+
+
+def rows_for(tmp_path, dataset, source):
+    ref = {"study": "s", "figure": "test accuracy", "report": 0.8925,
+           "ours": ["metrics/m.json", "test", "accuracy"], "dataset": dataset}
+    return build_rows([ref], {dataset: {"source": source}}, tmp_path)
+
+
+def test_real_data_gets_a_difference(tmp_path):
+    write_metrics(tmp_path, 0.9)
+    row = rows_for(tmp_path, "imdb", "aclimdb")[0]
+    assert row["ours"] == "90.0%" and row["difference"] == "+0.8 pts"
+    assert "real IMDB" in row["data"]
+
+
+def test_synthetic_data_is_never_comparable(tmp_path):
+    write_metrics(tmp_path, 0.9)
+    row = rows_for(tmp_path, "imdb", "synthetic")[0]
+    assert row["difference"] == "not comparable: synthetic data"
+    assert "SYNTHETIC" in row["data"] and "SYNTHETIC" in render([row])
+
+
+def test_diverged_value_is_shown_as_null(tmp_path):
+    write_metrics(tmp_path, None)
+    row = rows_for(tmp_path, "mnist", "embedded")[0]
+    assert row["ours"] == "null (diverged)" and row["difference"] == "–"
+
+
+def test_missing_key_names_file_and_key(tmp_path):
+    write_metrics(tmp_path, 0.5)
+    ref = {"study": "s", "figure": "f", "report": 1.0, "ours": ["metrics/m.json", "test", "f1"],
+           "dataset": "generated"}
+    with pytest.raises(DataError, match=r"metrics/m.json: no key test.f1"):
+        build_rows([ref], {}, tmp_path)
+
+
+def test_every_reference_row_is_well_formed():
+    rows = load_references(ROOT / "references.yaml")
+    assert len(rows) >= 30
+    assert {row["dataset"] for row in rows} == {"generated", "mnist", "imdb", "mri"}
