@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv repro test plots
+.PHONY: venv repro test plots bench
 
 venv: $(STAMP)
 
@@ -22,3 +22,7 @@ test: $(STAMP)
 
 plots: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m nnlab.plots_page
+
+# `make bench BENCH_ARGS=--repro` also times a whole default `dvc repro` from a clean cache.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -99,8 +100,13 @@ def _progress(iterations: int, desc: str | None):
 
 
 def train_numpy(data: NormalizedMnist, *, lr: float, batch_size: int, iterations: int, eval_every: int,
-                rng: np.random.Generator, desc: str | None = None) -> TrainResult:
-    """SGD on the hand-written model; stops at the first non-finite loss (batch or evaluated)."""
+                rng: np.random.Generator, desc: str | None = None,
+                on_step: Callable[[int, np.ndarray], None] | None = None) -> TrainResult:
+    """SGD on the hand-written model; stops at the first non-finite loss (batch or evaluated).
+
+    ``on_step(step, W)``, if given, sees the weights after every update (the
+    benchmark compares trajectories with it); it must not modify them.
+    """
     W = np.zeros((N_CLASSES, N_PIXELS))
     score_train = Scorer(data.X_train, data.labels_train)
     score_test = Scorer(data.X_test, data.labels_test)
@@ -118,6 +124,8 @@ def train_numpy(data: NormalizedMnist, *, lr: float, batch_size: int, iterations
             if not np.isfinite(batch_loss):
                 return TrainResult(history, step - 1, diverged_at=step, weights={"W": W})
             W -= lr * gradient
+            if on_step is not None:
+                on_step(step, W)
             if step in evaluate_at:
                 train_loss, train_accuracy = score_train(W)
                 test_loss, test_accuracy = score_test(W)

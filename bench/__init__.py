@@ -1,0 +1,1 @@
+"""Benchmarks: nnlab's hot loops against plain references (`make bench`)."""

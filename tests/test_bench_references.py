@@ -1,0 +1,167 @@
+"""The plain references of bench/ compute what our loops compute, so `make bench` compares equal work.
+
+Tiny data only, no timing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from bench import references
+from nnlab.datasets.synthetic import circles, gaussians, moons
+
+
+def test_mlp_reference_matches_sequential():
+    from nnlab.models.mlp import mlp
+    from nnlab.nn import CrossEntropy
+
+    data = moons(120, 0.2, 0.25, 0)
+    model = mlp([2, 8, 2], rng=np.random.default_rng(0), init="he")
+    initial = [(layer.W.copy(), layer.b.copy()) for layer in model.layers if hasattr(layer, "W")]
+    result = model.train(data.X_train, data.y_train, CrossEntropy(), lr=0.5, steps=25, eval_every=5,
+                         X_test=data.X_test, y_test=data.y_test)
+    params, history = references.mlp_reference(data.X_train, data.y_train, data.X_test, data.y_test, initial,
+                                               lr=0.5, steps=25, eval_every=5)
+    for layer, (W, b) in zip([l for l in model.layers if hasattr(l, "W")], params):
+        np.testing.assert_allclose(layer.W, W, atol=1e-12)
+        np.testing.assert_allclose(layer.b, b, atol=1e-12)
+    assert [row["step"] for row in result.history] == [row["step"] for row in history]
+    for ours, ref in zip(result.history, history):
+        for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+            assert ours[key] == pytest.approx(ref[key], abs=1e-12)
+
+
+def test_perceptron_reference_matches_ours():
+    from nnlab.models import perceptron
+
+    data = gaussians(20, [1.0, 1.0], [0.0, 0.0], np.eye(2), np.eye(2), 0.25, 0)
+    ours = perceptron.train(data.X_train, data.y_train, data.X_test, data.y_test, lr=0.1, max_epochs=30)
+    w, history = references.perceptron_reference(data.X_train, data.y_train, data.X_test, data.y_test,
+                                                 lr=0.1, max_epochs=30)
+    np.testing.assert_allclose(ours.weights, w, atol=1e-12)
+    assert len(history) == len(ours.history)
+    for a, b in zip(ours.history, history):
+        assert a == pytest.approx(b, abs=1e-12)
+
+
+def test_mnist_reference_matches_train_numpy():
+    from nnlab.datasets.mnist import NormalizedMnist
+    from nnlab.models import linear
+
+    rng = np.random.default_rng(0)
+    labels_train, labels_test = rng.integers(0, 10, 300), rng.integers(0, 10, 80)
+    X_train = rng.integers(0, 256, (300, 784)).astype(np.float32) / 255
+    X_test = rng.integers(0, 256, (80, 784)).astype(np.float32) / 255
+    eye = np.eye(10, dtype=np.float32)
+    data = NormalizedMnist(X_train, eye[labels_train], labels_train, X_test, eye[labels_test], labels_test)
+    steps = 12
+    trajectory = []
+    result = linear.train_numpy(data, lr=0.01, batch_size=20, iterations=steps, eval_every=1,
+                                rng=np.random.default_rng(1), on_step=lambda step, W: trajectory.append(W.copy()))
+    draw = np.random.default_rng(1)
+    batches = [linear.draw_batch(draw, 300, 20) for _ in range(steps)]
+    reference, losses, train_accs, test_accs = references.mnist_reference(
+        data.X_train, data.Y_train, data.X_test, data.Y_test, batches, lr=0.01)
+    assert np.abs(np.array(trajectory) - reference).max() < 1e-6
+    assert [row["train_loss"] for row in result.history] == pytest.approx(losses, rel=1e-5)
+    assert [row["train_accuracy"] for row in result.history] == pytest.approx(train_accs)
+    assert [row["test_accuracy"] for row in result.history] == pytest.approx(test_accs)
+
+
+def test_tanh_reference_matches_train_runs():
+    from nnlab.models import tanh_mlp
+
+    data = tanh_mlp.CirclesData.from_split(circles(60, 0.1, 0.5, 0.5, 0, 2.0, 0.5), standardize=True)
+    ours = tanh_mlp.train_runs(data, hidden_units=5, batch_size=7, lrs=[0.05, 0.2], epochs=4, seed=3)
+    for run in ours:
+        generator = torch.Generator().manual_seed(3)
+        init = tanh_mlp.init_params(2, 5, 2, std=0.3, generator=generator)
+        params, history = references.tanh_run_reference(data.X_train, data.Y_train, data.X_test, data.Y_test, init,
+                                                        eta=run.lr, batch_size=7, epochs=4, generator=generator)
+        for name, value in params.items():
+            torch.testing.assert_close(run.params[name], value, atol=1e-5, rtol=1e-5)
+        assert [row["test_accuracy"] for row in run.history] == [row["test_accuracy"] for row in history]
+
+
+REVIEWS = [
+    "I <b>loved</b> this film!<br /><br />It's 10/10, worth 1,500 viewings &amp; more.",
+    "Didn't like it: the plot was thin\\nand the acting... not good. 3 stars_out_of 5",
+    "An odd one — 'great' they said; I'd say running, runs, RUNNER.",
+]
+
+
+def test_cleaning_and_tfidf_references_match_ours():
+    from nltk.stem import PorterStemmer
+
+    from nnlab.text import Cleaner, CleaningConfig, number_to_words, stop_word_list, tfidf_features
+
+    config = CleaningConfig(stop_words="sklearn", normalise="porter")
+    ours = [Cleaner(config)(text) for text in REVIEWS]
+    stop_words, stem = sorted(stop_word_list(config)), PorterStemmer().stem
+    plain = [references.clean_review_reference(text, stop_words, stem, number_to_words) for text in REVIEWS]
+    assert plain == ours
+    X_train, X_test, vocabulary = tfidf_features(ours[:2], ours[2:], 20)
+    R_train, R_test, reference_vocabulary = references.tfidf_reference(plain[:2], plain[2:], 20)
+    assert vocabulary == reference_vocabulary
+    np.testing.assert_allclose(X_train.toarray(), R_train, atol=1e-6)
+    np.testing.assert_allclose(X_test.toarray(), R_test, atol=1e-6)
+
+
+def test_imdb_epoch_reference_matches_train_classifier():
+    from nnlab.models import sentiment
+    from nnlab.runtime import seed_torch
+
+    rng = np.random.default_rng(0)
+    X = sp.random(70, 30, density=0.2, format="csr", dtype=np.float32, random_state=0)
+    y = rng.integers(0, 2, 70)
+    config = sentiment.ClassifierConfig(hidden_units=(6, 4), batch_size=8, epochs=1, lr=0.1)
+    ours = sentiment.train_classifier(X[:50], y[:50], X[50:], y[50:], config, seed=5, device=torch.device("cpu"),
+                                      log=lambda line: None)
+    seed_torch(5)
+    model = sentiment.SentimentNet(30, config.hidden_units, config.activation, config.init)
+    probabilities = references.imdb_epoch_reference(model, X[:50].toarray(), y[:50], X[50:].toarray(), lr=0.1,
+                                                    batch_size=8, generator=torch.Generator().manual_seed(5))
+    for a, b in zip(ours.model.parameters(), model.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(sentiment.predict_proba(ours.model, X[50:], torch.device("cpu")), probabilities,
+                               atol=1e-6)
+
+
+def test_mri_normalize_reference_matches_streamed(tmp_path):
+    from nnlab import images
+
+    rng = np.random.default_rng(0)
+    train, test = rng.integers(0, 256, (11, 6, 5), dtype=np.uint8), rng.integers(0, 256, (4, 6, 5), dtype=np.uint8)
+    scaler = images.fit_pixel_scaler(train, chunk_size=3)
+    images.write_standardized(train, scaler, 3, 3, tmp_path / "train.npy")
+    images.write_standardized(test, scaler, 3, 3, tmp_path / "test.npy")
+    reference_train, reference_test = references.mri_normalize_reference(train, test, 3)
+    np.testing.assert_allclose(np.load(tmp_path / "train.npy"), reference_train, atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "test.npy"), reference_test, atol=1e-5)
+
+
+def test_cnn_epoch_reference_matches_train_classifier():
+    from nnlab.models import mri_nets
+    from nnlab.runtime import seed_torch
+    from nnlab.torch_train import ArrayDataset, train_classifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(23, 3, 16, 16)).astype(np.float32)
+    labels = rng.integers(0, 4, 23)
+    seed_torch(2)
+    ours = mri_nets.cnn1((3, 16, 16))
+    train_classifier(ours, ArrayDataset(x[:17], labels[:17]), ArrayDataset(x[17:], labels[17:]), epochs=1,
+                     batch_size=5, lr=0.05, device=torch.device("cpu"), seed=9, n_classes=4)
+    seed_torch(2)
+    model = mri_nets.cnn1((3, 16, 16))
+    # ours draws the order from a generator seeded with `seed` and reads each batch in sorted order
+    order = torch.randperm(17, generator=torch.Generator().manual_seed(9))
+    batches = [torch.sort(chunk).values for chunk in order.split(5)]
+    predicted = references.cnn_epoch_reference(model, torch.from_numpy(x[:17]), torch.from_numpy(labels[:17]),
+                                               torch.from_numpy(x[17:]), lr=0.05, batches=batches)
+    for a, b in zip(ours.parameters(), model.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        assert torch.equal(ours.eval()(torch.from_numpy(x[17:])).argmax(dim=1), predicted)
