@@ -66,6 +66,18 @@ def class_weights(labels: np.ndarray, n_classes: int, mode: str) -> torch.Tensor
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def memory_format(model: nn.Module) -> torch.memory_format:
+    """``channels_last`` for a network with convolutions, else the default layout.
+
+    On CPU, oneDNN's convolutions run 20 to 35 % faster on channels-last
+    (N, H, W, C) batches; a network without convolutions would only pay for a
+    copy when it flattens them.
+    """
+    if any(isinstance(layer, nn.Conv2d) for layer in model.modules()):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 @dataclass
 class TrainResult:
     """Per-epoch history rows and whether (and where) the loss stopped being finite."""
@@ -80,9 +92,10 @@ def evaluate(model: nn.Module, dataset: ArrayDataset, device: torch.device) -> t
     model.eval()
     total_loss, predictions = 0.0, []
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    layout = memory_format(model)
     with torch.no_grad():
         for x, y in batch_loader(dataset, EVAL_BATCH_SIZE, shuffle=False):
-            logits = model(x.to(device))
+            logits = model(x.to(device, memory_format=layout))
             total_loss += loss_fn(logits, y.to(device)).item()
             predictions.append(logits.argmax(dim=1).cpu().numpy())
     return total_loss / len(dataset), np.concatenate(predictions)
@@ -95,7 +108,13 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
     """SGD on shuffled mini-batches; after each epoch, record train loss and test loss/accuracy."""
     from tqdm import tqdm
 
-    model.to(device)
+    # Batches of 5 to 100 small slices are too little work to share between
+    # threads: a second thread mostly waits, and on a busy machine it makes
+    # training several times slower. One thread also fixes the order of the
+    # float sums, so the numbers do not depend on the machine's core count.
+    torch.set_num_threads(1)
+    layout = memory_format(model)
+    model.to(device, memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     weights = class_weights(train.labels, n_classes, class_weight)
     loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device))
@@ -106,7 +125,7 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
         seen, loss_sum = 0, 0.0
         bar = tqdm(loader, desc=f"{desc} epoch {epoch}/{epochs}", unit="batch", leave=False, disable=None)
         for batch, (x, y) in enumerate(bar, start=1):
-            loss = loss_fn(model(x.to(device)), y.to(device))
+            loss = loss_fn(model(x.to(device, memory_format=layout)), y.to(device))
             if not math.isfinite(loss.item()) or loss.item() > max_loss:
                 result.diverged, result.diverged_at = True, {"epoch": epoch, "batch": batch}
                 bar.close()
