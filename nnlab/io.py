@@ -18,6 +18,7 @@ turned NaN and infinities into ``null``, so a metrics file is always valid JSON.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
@@ -130,6 +131,8 @@ class StageOutputs:
     def _reserve(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp{path.suffix}"):
+            stale.unlink()  # left by an earlier run killed while it published its outputs
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
         os.close(fd)
         self._pending.append((Path(tmp), path))

@@ -39,7 +39,15 @@ def data_source(dataset: str, data_params: dict) -> tuple[str, bool]:
     return SOURCES[dataset][source]
 
 
-def lookup(path: list, root: Path) -> float | None:
+class NotRun:
+    """A figure whose run the current parameters leave out (e.g. a smaller grid)."""
+
+
+NOT_RUN = NotRun()
+
+
+def lookup(path: list, root: Path):
+    """The value at ``path`` (a metrics file, then keys); NOT_RUN if a key is absent."""
     file, *keys = path
     try:
         value = json.loads((root / file).read_text())
@@ -48,13 +56,17 @@ def lookup(path: list, root: Path) -> float | None:
     except json.JSONDecodeError as exc:
         raise DataError(f"{file}: not valid JSON ({exc})") from None
     for key in keys:
-        if not isinstance(value, dict) or str(key) not in value:
-            raise DataError(f"{file}: no key {'.'.join(map(str, keys))}")
+        if not isinstance(value, dict):
+            raise DataError(f"{file}: {'.'.join(map(str, keys))}: {key!r} is inside a non-mapping")
+        if str(key) not in value:
+            return NOT_RUN
         value = value[str(key)]
     return value
 
 
 def _format(value, unit: str) -> str:
+    if value is NOT_RUN:
+        return "not run (absent from this configuration)"
     if value is None:
         return "null (diverged)"
     if unit == "fraction":
@@ -65,7 +77,7 @@ def _format(value, unit: str) -> str:
 
 
 def _difference(ours, reference, unit: str) -> str:
-    if ours is None or reference is None:
+    if ours is None or ours is NOT_RUN or reference is None:
         return "–"
     delta = ours - reference
     if unit == "fraction":
@@ -85,7 +97,6 @@ def build_rows(references: list[dict], data_params: dict, root: Path) -> list[di
             "report": "–" if ref["report"] is None else _format(ref["report"], unit),
             "difference": _difference(ours, ref["report"], unit) if comparable
             else "not comparable: synthetic data",
-            "value": ours,
         })
     return rows
 

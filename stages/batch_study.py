@@ -30,20 +30,20 @@ def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     params = load_params(args.params)
     cfg = params.section(NAME)
-    data = load_split(INPUT)
-    n_train = len(data.y_train)
     hidden = cfg.int_list("hidden_units")
     lr = learning_rate(params, cfg)
     sizes: list[int | None] = [None] if cfg.bool("full_batch") else []
     sizes += cfg.int_list("batch_sizes")
-    too_large = [size for size in sizes if size is not None and size > n_train]
-    if too_large:
-        raise cfg.fail("batch_sizes", cfg.int_list("batch_sizes"),
-                       f"{too_large[0]} is larger than the {n_train} training samples")
     epochs = cfg.int("epochs", min=1)
     eval_every = cfg.int("eval_every", min=1)
     initialiser = mlp.read_init(cfg)
     cfg.check_all_used()
+    data = load_split(INPUT)
+    n_train = len(data.y_train)
+    too_large = [size for size in sizes if size is not None and size > n_train]
+    if too_large:
+        raise cfg.fail("batch_sizes", cfg.int_list("batch_sizes"),
+                       f"{too_large[0]} is larger than the {n_train} training samples")
 
     results = {}
     for size in sizes:

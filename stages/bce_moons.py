@@ -10,6 +10,8 @@ plots/bce_moons/history.csv (step, epoch, train/test loss and accuracy every
 """
 from __future__ import annotations
 
+import sys
+
 from nnlab import plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets.synthetic import load_split
@@ -27,14 +29,15 @@ def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     params = load_params(args.params)
     cfg = params.section(NAME)
-    data = load_split(INPUT)
     hidden = cfg.int_list("hidden_units")
     lr = learning_rate(params, cfg)
     epochs = cfg.int("epochs", min=1)
-    batch_size = cfg.batch_size("batch_size", len(data.y_train))
+    cfg.batch_size("batch_size", sys.maxsize)  # type and >= 1 now, before reading data; the bound below
     eval_every = cfg.int("eval_every", min=1)
     initialiser = mlp.read_init(cfg)
     cfg.check_all_used()
+    data = load_split(INPUT)
+    batch_size = cfg.batch_size("batch_size", len(data.y_train))
 
     rng = numpy_rng(seed(params))
     model = mlp.mlp([data.X_train.shape[1], *hidden, 1], rng=rng, init=initialiser, output=Sigmoid())

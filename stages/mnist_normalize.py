@@ -20,9 +20,10 @@ def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     cfg = load_params(args.params).section("mnist_normalize")
     count = cfg.int("sample_count", min=1, max=64)
+    cfg.int("sample_index", min=0)  # checked now, before reading data; the upper bound below
+    cfg.check_all_used()
     split = mnist.load_split(INPUT)
     first = cfg.int("sample_index", min=0, max=len(split.labels_train) - count)
-    cfg.check_all_used()
     data = mnist.normalize(split)
     fig = mnist.sample_grid(data.X_train, data.labels_train, first, count)
     with StageOutputs() as out:

@@ -9,6 +9,7 @@ run is marked and its values are null) and plots/mri_<study>_study/
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import pandas as pd
@@ -26,18 +27,16 @@ DATA_DIR = "data/mri/normalized"
 HISTORY_COLUMNS = ["run", "epoch", "train_loss", "test_loss", "test_accuracy"]
 
 
-def run_settings(study: str, params, cfg, n_train: int) -> dict[str, dict]:
+def run_settings(study: str, params, cfg) -> dict[str, dict]:
     """``{run label: training options}`` for the study's values."""
     common = dict(epochs=cfg.int("epochs", min=1), class_weight=cfg.str("class_weight", choices=CLASS_WEIGHTS),
                   max_loss=cfg.float("max_loss", positive=True))
     if study == "lr":
-        batch_size = cfg.batch_size("batch_size", n_train, allow_full=False)
+        batch_size = cfg.batch_size("batch_size", sys.maxsize, allow_full=False)
         return {f"lr={lr:g}": dict(common, lr=lr, batch_size=batch_size)
                 for lr in cfg.float_list("lrs", positive=True)}
     lr = learning_rate(params, cfg)
     sizes = cfg.int_list("batch_sizes", min=1)
-    if max(sizes) > n_train:
-        raise cfg.fail("batch_sizes", sizes, f"larger than the {n_train} training samples")
     return {f"batch={size}": dict(common, lr=lr, batch_size=size) for size in sizes}
 
 
@@ -49,10 +48,15 @@ def main(argv=None) -> None:
     name = f"mri_{args.study}_study"
     cfg = params.section(name)
     model = cfg.str("model", choices=sorted(mri_nets.MODELS))
-    train, test, info = mri.normalized_datasets(DATA_DIR)
-    settings = run_settings(args.study, params, cfg, len(train))
+    settings = run_settings(args.study, params, cfg)
     cfg.check_all_used()
     device = torch_device(params.section("train").str("device"))
+    # Parameters are checked before the data are read, so a typo is never reported as missing data.
+    train, test, info = mri.normalized_datasets(DATA_DIR)
+    largest = max(options["batch_size"] for options in settings.values())
+    if largest > len(train):
+        key = "batch_size" if args.study == "lr" else "batch_sizes"
+        raise cfg.fail(key, largest, f"larger than the {len(train)} training samples")
 
     runs, table, history = {}, [], []
     for label, options in settings.items():

@@ -8,6 +8,7 @@ and plots/mri_<name>/{history.csv,curves.png,confusion_train.json,confusion_test
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import pandas as pd
@@ -38,13 +39,15 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     cfg = params.section(f"mri_{args.model}")
-    train, test, info = mri.normalized_datasets(DATA_DIR)
     options = dict(epochs=cfg.int("epochs", min=1), lr=learning_rate(params, cfg),
-                   batch_size=cfg.batch_size("batch_size", len(train), allow_full=False),
+                   batch_size=cfg.batch_size("batch_size", sys.maxsize, allow_full=False),
                    class_weight=cfg.str("class_weight", choices=CLASS_WEIGHTS),
                    max_loss=cfg.float("max_loss", positive=True))
     cfg.check_all_used()
     device = torch_device(params.section("train").str("device"))
+    # Parameters are checked before the data are read, so a typo is never reported as missing data.
+    train, test, info = mri.normalized_datasets(DATA_DIR)
+    cfg.batch_size("batch_size", len(train), allow_full=False)
 
     started = time.perf_counter()
     metrics, result, confusion = mri_nets.fit(args.model, train, test, info["class_names"],

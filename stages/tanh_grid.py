@@ -37,18 +37,18 @@ def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     params = load_params(args.params)
     cfg = params.section(NAME)
-    split, _ = load_circles(INPUT)
     batch_sizes = cfg.int_list("batch_sizes", min=1)
-    too_large = [size for size in batch_sizes if size > len(split.y_train)]
-    if too_large:
-        raise cfg.fail("batch_sizes", batch_sizes, f"{too_large[0]} is larger than the "
-                                                   f"{len(split.y_train)} training samples")
     lrs = cfg.float_list("lrs", positive=True)
     hidden_units = cfg.int("hidden_units", min=1)
     epochs = cfg.int("epochs", min=1)
     init_std = cfg.float("init_std", positive=True)
     standardize = cfg.bool("standardize")
     cfg.check_all_used()
+    split, _ = load_circles(INPUT)
+    too_large = [size for size in batch_sizes if size > len(split.y_train)]
+    if too_large:
+        raise cfg.fail("batch_sizes", batch_sizes, f"{too_large[0]} is larger than the "
+                                                   f"{len(split.y_train)} training samples")
     run_seed = seed(params)
     seed_torch(run_seed)
     data = tanh_mlp.CirclesData.from_split(split, standardize=standardize)

@@ -11,6 +11,8 @@ operations, which a GPU only slows down.
 """
 from __future__ import annotations
 
+import sys
+
 
 from nnlab import plotting
 from nnlab.cli import run, stage_parser
@@ -37,14 +39,15 @@ def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     params = load_params(args.params)
     cfg = params.section(NAME)
-    split, grid = load_circles(INPUT)
     lr = learning_rate(params, cfg)
     hidden_units = cfg.int("hidden_units", min=1)
-    batch_size = cfg.batch_size("batch_size", len(split.y_train), allow_full=False)
+    cfg.batch_size("batch_size", sys.maxsize, allow_full=False)  # type and >= 1 now, before reading data; the bound below
     epochs = cfg.int("epochs", min=1)
     init_std = cfg.float("init_std", positive=True)
     standardize = cfg.bool("standardize")
     cfg.check_all_used()
+    split, grid = load_circles(INPUT)
+    batch_size = cfg.batch_size("batch_size", len(split.y_train), allow_full=False)
     run_seed = seed(params)
     seed_torch(run_seed)
     data = tanh_mlp.CirclesData.from_split(split, standardize=standardize)

@@ -55,3 +55,11 @@ def test_outputs_get_ordinary_permissions(tmp_path):
     assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~mask
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~mask
     assert (tmp_path / "d" / "f.npy").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_temporaries_of_a_killed_run_are_cleared(tmp_path):
+    stale = tmp_path / ".m.json.abc123.tmp.json"
+    stale.write_text("half")
+    with StageOutputs() as out:
+        out.json(tmp_path / "m.json", {})
+    assert not stale.exists()

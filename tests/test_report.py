@@ -39,11 +39,18 @@ def test_diverged_value_is_shown_as_null(tmp_path):
     assert row["ours"] == "null (diverged)" and row["difference"] == "–"
 
 
-def test_missing_key_names_file_and_key(tmp_path):
+def test_a_run_left_out_of_the_grid_is_marked_not_run(tmp_path):
     write_metrics(tmp_path, 0.5)
     ref = {"study": "s", "figure": "f", "report": 1.0, "ours": ["metrics/m.json", "test", "f1"],
            "dataset": "generated"}
-    with pytest.raises(DataError, match=r"metrics/m.json: no key test.f1"):
+    row = build_rows([ref], {}, tmp_path)[0]
+    assert row["ours"].startswith("not run") and row["difference"] == "–"
+
+
+def test_missing_metrics_file_is_named(tmp_path):
+    ref = {"study": "s", "figure": "f", "report": 1.0, "ours": ["metrics/none.json", "test"],
+           "dataset": "generated"}
+    with pytest.raises(DataError, match=r"metrics/none.json: not found"):
         build_rows([ref], {}, tmp_path)
 
 

@@ -11,6 +11,7 @@ match the header) is a :class:`~nnlab.errors.DataError` naming the file.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -57,7 +58,7 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", data[4:header_size])
     if any(size == 0 for size in shape):
         raise DataError(f"{path}: header has an empty dimension {shape}")
-    expected = header_size + int(np.prod(shape, dtype=np.int64))
+    expected = header_size + math.prod(shape)  # Python ints: sizes from the header must not wrap around
     if len(data) < expected:
         raise DataError(f"{path}: truncated: header says {shape[0]} items of shape {list(shape[1:])} "
                         f"({expected} bytes with the header), the file holds {len(data)}")

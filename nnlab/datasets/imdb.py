@@ -84,7 +84,9 @@ def read_aclimdb_tarball(path: str | Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        raise DataError(f"{path}: corrupt or not a tar archive (at member {member_name}: {exc})") from None
+        # tarfile's "could not be opened" message lists each method tried on its own line.
+        reason = " ".join(str(exc).split())
+        raise DataError(f"{path}: corrupt or not a tar archive (at member {member_name}: {reason})") from None
     return _finish_aclimdb(rows, path)
 
 

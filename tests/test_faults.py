@@ -1,0 +1,195 @@
+"""Faults, in clones of the shared tiny-params baseline (tests/pipeline_repo.py).
+
+- A training stage interrupted mid-run, by Ctrl-C (SIGINT to `dvc repro`'s process
+  group) or by SIGKILL of the stage's own python process: the next `dvc repro`
+  finishes the pipeline, no temporary or half-written output survives, every
+  metrics file is strict JSON, and the outputs equal the uninterrupted baseline's.
+- Determinism: `dvc repro --force` of numpy, torch and scikit-learn stages gives
+  byte-identical outputs (metrics, plots, data) to the baseline's first run, which
+  also shows that running a stage twice on unchanged inputs leaves its outputs as
+  they were. Study tables keep wall-clock columns (TIMING_COLUMNS); those files
+  are compared without them.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytest.register_assert_rewrite("pipeline_repo")
+from conftest import venv_env  # noqa: E402
+from pipeline_repo import GIT_ENV, clone_workspace, load_strict, metrics_files, sh  # noqa: E402
+
+pytest_plugins = ["pipeline_repo"]
+
+# The numpy MLP: no torch import, so it is training about a second after it starts.
+TRAINING_STAGE = "mlp_moons"
+LONG_RUN = {"steps": 10_000_000}
+# Columns of wall-clock time or memory: they legitimately differ between two runs.
+TIMING_COLUMNS = {"seconds", "peak_rss_mib"}
+# One or more of each kind: numpy data and training, torch on MNIST, IMDB and MRI,
+# scikit-learn TF-IDF, and a study table with a seconds column (mnist_grid).
+DETERMINISM_STAGES = ["generate", "mlp_moons", "mnist_grid", "mnist_torch", "preprocess", "imdb_train",
+                      "mri_normalize", "mri_model@simple_nn2"]
+
+
+def stage_outs(repo: Path, stage: str) -> list[str]:
+    """The declared outs, metrics and plots of ``stage`` (``name@item`` for foreach stages)."""
+    name, _, item = stage.partition("@")
+    spec = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"][name]
+    if item:
+        spec = yaml.safe_load(yaml.safe_dump(spec["do"]).replace("${item}", item))
+    paths = []
+    for kind in ("outs", "metrics", "plots"):
+        for out in spec.get(kind, []):
+            paths.append(next(iter(out)) if isinstance(out, dict) else out)
+    return paths
+
+
+def files_under(repo: Path, paths: list[str]) -> list[str]:
+    found = []
+    for path in paths:
+        full = repo / path
+        found += [str(p.relative_to(repo)) for p in sorted(full.rglob("*")) if p.is_file()] if full.is_dir() \
+            else [path]
+    return found
+
+
+def all_outputs(repo: Path) -> list[str]:
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    names = [f"{name}@{item}" for name, spec in stages.items() for item in spec.get("foreach", [])] + \
+            [name for name, spec in stages.items() if "foreach" not in spec]
+    return sorted({f for name in names for f in files_under(repo, stage_outs(repo, name))})
+
+
+def without_timing(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    return frame.drop(columns=[c for c in frame.columns if c in TIMING_COLUMNS])
+
+
+def assert_same_outputs(repo: Path, baseline: Path, files: list[str]) -> None:
+    """Every file byte-identical to the baseline's; CSVs with timing columns equal without them."""
+    differing = []
+    for name in files:
+        ours, theirs = repo / name, baseline / name
+        assert ours.is_file(), f"{name} is missing"
+        if ours.read_bytes() == theirs.read_bytes():
+            continue
+        if name.endswith(".csv") and TIMING_COLUMNS & set(pd.read_csv(theirs, nrows=0).columns):
+            pd.testing.assert_frame_equal(without_timing(ours), without_timing(theirs), obj=name)
+            continue
+        differing.append(name)
+    assert not differing, f"differ from the baseline's first run: {differing}"
+
+
+def leftover_temporaries(repo: Path) -> list[str]:
+    """StageOutputs' hidden ``.<name>.<random>.tmp<suffix>`` siblings, outside git's and DVC's own folders."""
+    return [str(p.relative_to(repo)) for p in repo.rglob(".*.tmp*")
+            if p.relative_to(repo).parts[0] not in (".git", ".dvc")]
+
+
+def set_params(repo: Path, section: str, values: dict) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def stage_process(session: int, stage: str) -> int | None:
+    """The pid of ``python -m stages.<stage>`` in the process session ``session``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            if f"stages.{stage}".encode() in command and os.getsid(int(entry.name)) == session:
+                return int(entry.name)
+        except (OSError, ProcessLookupError):
+            continue
+    return None
+
+
+def interrupted_repro(repo: Path, stage: str, signum: int, timeout: float = 120) -> str:
+    """`dvc repro -s stage` on a terminal; once its progress bar moves, deliver ``signum``:
+    SIGINT to the whole process group (as Ctrl-C does), SIGKILL to the stage's python alone.
+    Returns what the terminal showed."""
+    main_fd, child_fd = pty.openpty()  # a terminal, so that tqdm draws its bar...
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # ...which needs a width
+    process = subprocess.Popen(["dvc", "repro", "-s", stage], cwd=repo, env={**venv_env(), **GIT_ENV},
+                               stdin=subprocess.DEVNULL, stdout=child_fd, stderr=child_fd, start_new_session=True)
+    os.close(child_fd)
+    shown, deadline = b"", time.monotonic() + timeout
+    try:
+        def training() -> bool:  # the stage's own bar, not one of DVC's
+            bar = shown.partition(f"> python -m stages.{stage}".encode())[2]
+            return b"it/s]" in bar or b"s/it]" in bar
+
+        while not training():
+            assert process.poll() is None and time.monotonic() < deadline, \
+                f"{stage} ended or never started training:\n{shown.decode(errors='replace')}"
+            if select.select([main_fd], [], [], 0.5)[0]:
+                shown += os.read(main_fd, 65536)
+        if signum == signal.SIGINT:
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            pid = stage_process(process.pid, stage)
+            assert pid is not None, "the stage's python process is gone"
+            os.kill(pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        while select.select([main_fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # the terminal closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        os.close(main_fd)
+    assert process.returncode != 0, "dvc repro ended normally: the signal came too late"
+    return shown.decode(errors="replace")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_interrupted_training_then_repro_recovers(baseline, tmp_path, signum):
+    repo = clone_workspace(baseline.path, tmp_path / "workspace")
+    set_params(repo, TRAINING_STAGE, LONG_RUN)
+    shown = interrupted_repro(repo, TRAINING_STAGE, signum)
+    if signum == signal.SIGINT:
+        assert "interrupted: no outputs were written" in shown, shown
+    assert not leftover_temporaries(repo)
+
+    sh("git", "checkout", "params.yaml", cwd=repo)
+    sh("dvc", "repro", cwd=repo)
+    assert "up to date" in sh("dvc", "status", cwd=repo)
+    assert not leftover_temporaries(repo)
+    for path in metrics_files(repo):
+        load_strict(path)
+    assert_same_outputs(repo, baseline.path, all_outputs(repo))
+
+
+def test_forced_rerun_gives_identical_outputs(baseline, tmp_path):
+    """Determinism and idempotence: the same stages again, nothing changed, the same bytes."""
+    repo = clone_workspace(baseline.path, tmp_path / "workspace")
+    before = {name: (repo / name).stat().st_mtime_ns for name in all_outputs(repo)}
+    output = sh("dvc", "repro", "--force", "-s", *DETERMINISM_STAGES, cwd=repo)
+    assert output.count("Running stage") == len(DETERMINISM_STAGES), output
+    rerun = sorted(f for stage in DETERMINISM_STAGES for f in files_under(repo, stage_outs(repo, stage)))
+    assert all((repo / name).stat().st_mtime_ns != before[name] for name in rerun), "a stage did not rewrite"
+    assert_same_outputs(repo, baseline.path, rerun)
+    for path in metrics_files(repo):
+        assert path.read_bytes() == (baseline.path / path.relative_to(repo)).read_bytes(), path
+    assert not leftover_temporaries(repo)
