@@ -55,7 +55,8 @@ class SparseRows(Dataset):
     """Rows of a CSR matrix, indexed by a whole batch of row numbers at once."""
 
     def __init__(self, X: sp.csr_matrix, y: np.ndarray):
-        self.X, self.y = X, torch.as_tensor(y, dtype=torch.float32)
+        # A copy: y may be a read-only view of a loaded .npz, which torch warns about.
+        self.X, self.y = X, torch.tensor(y, dtype=torch.float32)
 
     def __len__(self) -> int:
         return self.X.shape[0]
