@@ -36,6 +36,15 @@ def default_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
+def tiny_overrides() -> dict:
+    """tests/tiny_params.yaml: the overrides that shrink every stage to seconds."""
+    return yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text())
+
+
+def tiny_params() -> dict:
+    return deep_merge(default_params(), tiny_overrides())
+
+
 def venv_env() -> dict:
     """The environment with this interpreter's bin first, so `python` and `dvc` are the venv's."""
     env = dict(os.environ)

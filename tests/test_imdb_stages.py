@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import json
 
-import yaml
 
-from conftest import ROOT, deep_merge, default_params, run_stage
+from conftest import deep_merge, run_stage, tiny_params
 
-FRAGMENT = ROOT / "fragments/imdb"
 
 
 def imdb_params(**overrides) -> dict:
-    params = default_params()
-    if "imdb" not in params.get("data", {}):  # before the fragment is merged into params.yaml
-        params = deep_merge(params, yaml.safe_load((FRAGMENT / "params.yaml").read_text()))
-    params = deep_merge(params, yaml.safe_load((FRAGMENT / "tiny.yaml").read_text()))
-    return deep_merge(params, overrides)
+    return deep_merge(tiny_params(), overrides)
 
 
 def test_stages_end_to_end(tmp_path):

@@ -217,11 +217,7 @@ def workdir(tmp_path):
 
 
 def params_with(**sections) -> dict:
-    import yaml
-    from conftest import ROOT
-
-    fragment = yaml.safe_load((ROOT / "fragments/mnist/params.yaml").read_text())
-    return deep_merge(deep_merge(default_params(), fragment), sections)
+    return deep_merge(default_params(), sections)
 
 
 def test_linear_stage_diverging_writes_valid_metrics(workdir):

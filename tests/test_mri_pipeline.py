@@ -1,4 +1,4 @@
-"""The MRI stages end to end on tiny params (fragments/mri), plus a broken folder refused cleanly."""
+"""The MRI stages end to end on tiny params (tests/tiny_params.yaml), plus a broken folder refused cleanly."""
 from __future__ import annotations
 
 import json
@@ -8,16 +8,13 @@ import sys
 import numpy as np
 import yaml
 
-from conftest import ROOT, deep_merge, default_params, run_stage, venv_env
+from conftest import ROOT, run_stage, tiny_params as all_tiny_params, venv_env
 
-FRAGMENT = ROOT / "fragments" / "mri"
 STAGES = [("mri_data",), ("mri_normalize",), ("mri_train", "--model", "simple_nn2"), ("mri_study", "--study", "lr")]
 
 
 def tiny_params() -> dict:
-    params = default_params()
-    for name in ("params.yaml", "tiny.yaml"):
-        params = deep_merge(params, yaml.safe_load((FRAGMENT / name).read_text()))
+    params = all_tiny_params()
     params["mri_lr_study"]["lrs"] = [0.01, 10000.0]   # one that learns, one that blows up
     return params
 

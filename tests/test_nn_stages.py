@@ -8,23 +8,22 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, deep_merge, default_params
+from conftest import deep_merge, default_params, tiny_overrides
 from nnlab.cli import run
 from nnlab.params import Section
 from stages import batch_study, bce_moons, generate, mlp_moons
 
-FRAGMENT = ROOT / "fragments" / "nn"
 STAGES = {"mlp_moons": mlp_moons, "batch_study": batch_study, "bce_moons": bce_moons}
 
 
 def params_with(*overrides: dict) -> dict:
-    params = deep_merge(default_params(), yaml.safe_load((FRAGMENT / "params.yaml").read_text()))
+    params = default_params()
     for override in overrides:
         params = deep_merge(params, override)
     return params
 
 
-TINY = yaml.safe_load((FRAGMENT / "tiny.yaml").read_text())
+TINY = {name: section for name, section in tiny_overrides().items() if name in STAGES}
 
 
 @pytest.fixture(scope="module")

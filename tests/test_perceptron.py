@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, deep_merge, default_params
+from conftest import deep_merge, default_params
 from nnlab.datasets import synthetic
 from nnlab.errors import DataError, ParamError
 from nnlab.models import perceptron
@@ -17,10 +17,7 @@ EYE = [[1.0, 0.0], [0.0, 1.0]]
 
 
 def classic_params(overrides: dict | None = None) -> dict:
-    """params.yaml with this area's sections (from the fragment until they are merged into it)."""
-    fragment = ROOT / "fragments" / "classic" / "params.yaml"
-    sections = yaml.safe_load(fragment.read_text()) if fragment.exists() else {}
-    return deep_merge(deep_merge(sections, default_params()), overrides or {})
+    return deep_merge(default_params(), overrides or {})
 
 
 def gaussians(mean_pos, variance=1.0, seed=0) -> synthetic.Split:
