@@ -17,7 +17,6 @@ turned NaN and infinities into ``null``, so a metrics file is always valid JSON.
 """
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import math
@@ -25,7 +24,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
@@ -77,46 +76,12 @@ def dumps_json(obj: Any) -> str:
     return json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n"
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        _publish(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    write_text(path, dumps_json(obj))
-
-
 def _csv_text(rows: Any) -> str:
     import pandas as pd
 
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     # Empty cells, not "nan", for values a diverged run never reached.
     return frame.to_csv(index=False, float_format="%.6g", na_rep="")
-
-
-def save_figure(fig, path: str | Path) -> None:
-    """Save a matplotlib figure as PNG without a timestamp, then close it."""
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
 
 
 class StageOutputs:

@@ -1,7 +1,6 @@
 """Classification metrics and the record shapes DVC's plot templates take."""
 from __future__ import annotations
 
-import math
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -47,6 +46,3 @@ def confusion_records(y_true: Iterable, y_pred: Iterable, class_names: Sequence[
 
     return [{"actual": name(a), "predicted": name(p)} for a, p in zip(y_true, y_pred)]
 
-
-def is_finite(*values: float) -> bool:
-    return all(v is not None and math.isfinite(float(v)) for v in values)

@@ -66,9 +66,6 @@ class Section:
         """Build the one-line error for ``key`` (raise the result)."""
         return ParamError(f"{self._file}: {self.key_path(key)} = {value!r}: {why}")
 
-    def has(self, key: str) -> bool:
-        return key in self._data
-
     def keys(self) -> list[str]:
         return list(self._data)
 
@@ -106,11 +103,6 @@ class Section:
                 raise self.fail(key, value, "must be an integer")
         _check_range(self, key, value, min, max)
         return value
-
-    def optional_int(self, key: str, **kwargs) -> int | None:
-        if self._raw(key, None) is None:
-            return None
-        return self.int(key, **kwargs)
 
     def float(self, key: str, *, min: float | None = None, max: float | None = None,
               positive: bool = False, default: Any = _MISSING) -> float:

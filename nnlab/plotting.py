@@ -25,6 +25,18 @@ def curves(x: Sequence, series: Mapping[str, Sequence], *, title: str, xlabel: s
     return fig
 
 
+def split_curves(history: Sequence[dict], *, title: str, x: str = "step",
+                 metrics: Sequence[str] = ("accuracy", "loss")) -> dict:
+    """``{metric: figure}``: the train and test ``<split>_<metric>`` columns of ``history`` rows against ``x``."""
+    xs = [row[x] for row in history]
+    return {
+        metric: curves(xs, {f"{split} {metric}": [row[f"{split}_{metric}"] for row in history]
+                            for split in ("train", "test")},
+                       title=f"{title}: {metric}", xlabel=x, ylabel=metric)
+        for metric in metrics
+    }
+
+
 def scatter_splits(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str):
     """Side-by-side 2-D scatter plots, one per split, coloured by label."""
     fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4.5), squeeze=False)

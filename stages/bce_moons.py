@@ -46,7 +46,7 @@ def main(argv=None) -> None:
                          batch_size=batch_size, eval_every=eval_every * updates, rng=rng,
                          X_test=data.X_test, y_test=data.y_test, desc=NAME)
     summary = mlp.summary(result)
-    figures = mlp.curve_figures(result.history, title="moons, from scratch (BCE)", x="epoch")
+    figures = plotting.split_curves(result.history, title="moons, from scratch (BCE)", x="epoch")
     boundary = plotting.decision_surface(
         lambda X: model.forward(X)[:, 0], data.X_test, data.y_test,
         title=f"{model}\nlr {lr:g}, batch {batch_size or 'full'}: test accuracy {summary['test']['accuracy']}")

@@ -33,12 +33,6 @@ def classifier_config(params: Section, cfg: Section) -> ClassifierConfig:
     )
 
 
-def loss_figure(history, title: str):
-    return plotting.curves([h["epoch"] for h in history],
-                           {"train": [h["train_loss"] for h in history], "test": [h["test_loss"] for h in history]},
-                           title=title, xlabel="epoch", ylabel="BCE loss")
-
-
 def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     params = load_params(args.params)
@@ -50,7 +44,9 @@ def main(argv=None) -> None:
     X_train, y_train, X_test, y_test = imdb.load_features(FEATURES)
     result = train_classifier(X_train, y_train, X_test, y_test, config, seed=seed(params), device=device)
     metrics, predicted = run_metrics(result, X_train, y_train, X_test, y_test, device)
-    figure = loss_figure(result.history, f"IMDB classifier ({config.activation}, lr {config.lr}, batch {config.batch_size})")
+    figure = plotting.split_curves(
+        result.history, x="epoch", metrics=("loss",),
+        title=f"IMDB classifier ({config.activation}, lr {config.lr}, batch {config.batch_size}), BCE")["loss"]
 
     with StageOutputs() as out:
         out.json("metrics/imdb_train.json", metrics)

@@ -47,7 +47,7 @@ def main(argv=None) -> None:
                          eval_every=eval_every, rng=rng, X_test=data.X_test, y_test=data.y_test, desc=NAME)
     summary = mlp.summary(result)
     title = f"MLP {model}, lr {lr:g}, batch {batch_size or 'full'}"
-    figures = mlp.curve_figures(result.history, title="moons MLP")
+    figures = plotting.split_curves(result.history, title="moons MLP")
     surface = plotting.decision_surface(
         lambda X: loss.probabilities(model.forward(X))[:, 1], data.X_test, data.y_test,
         title=f"{title}\ntest accuracy {summary['test']['accuracy']}")

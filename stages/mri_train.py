@@ -26,13 +26,6 @@ DATA_DIR = "data/mri/normalized"
 HISTORY_COLUMNS = ["epoch", "train_loss", "test_loss", "test_accuracy"]
 
 
-def history_figure(history: list[dict], title: str):
-    epochs = [row["epoch"] for row in history]
-    return plotting.curves(epochs, {"train loss": [row["train_loss"] for row in history],
-                                    "test loss": [row["test_loss"] for row in history]},
-                           title=title, xlabel="epoch", ylabel="cross-entropy")
-
-
 def main(argv=None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--model", required=True, choices=sorted(mri_nets.MODELS))
@@ -58,7 +51,8 @@ def main(argv=None) -> None:
         out.json(f"metrics/{name}.json", metrics)
         out.csv(f"plots/{name}/history.csv", pd.DataFrame(result.history, columns=HISTORY_COLUMNS))
         out.figure(f"plots/{name}/curves.png",
-                   history_figure(result.history, f"{args.model} on {info['description']}"))
+                   plotting.split_curves(result.history, x="epoch", metrics=("loss",),
+                                         title=f"{args.model} on {info['description']}, cross-entropy")["loss"])
         for split in mri.SPLITS:
             out.json(f"plots/{name}/confusion_{split}.json", confusion.get(split, []))
     state = "DIVERGED" if metrics["diverged"] else f"test accuracy {metrics['test']['accuracy']:.4f}"

@@ -29,13 +29,7 @@ def main(argv=None) -> None:
     data = load_split(INPUT)
     perceptron.check_labels(data.y_train, INPUT)
     result = perceptron.train(data.X_train, data.y_train, data.X_test, data.y_test, lr=lr, max_epochs=max_epochs)
-    epochs = [row["epoch"] for row in result.history]
-    loss_fig = plotting.curves(epochs, {split: [row[f"{split}_loss"] for row in result.history]
-                                        for split in ("train", "test")},
-                               title="Perceptron criterion", xlabel="epoch", ylabel="loss")
-    accuracy_fig = plotting.curves(epochs, {split: [row[f"{split}_accuracy"] for row in result.history]
-                                            for split in ("train", "test")},
-                                   title="Perceptron accuracy", xlabel="epoch", ylabel="accuracy")
+    figures = plotting.split_curves(result.history, title="perceptron (loss: the perceptron criterion)", x="epoch")
     line_fig = perceptron.decision_line_figure(
         result.weights, {"train": (data.X_train, data.y_train), "test": (data.X_test, data.y_test)},
         title="perceptron")
@@ -43,8 +37,8 @@ def main(argv=None) -> None:
     with StageOutputs() as out:
         out.json(f"metrics/{NAME}.json", metrics)
         out.csv(f"plots/{NAME}/history.csv", result.history)
-        out.figure(f"plots/{NAME}/loss.png", loss_fig)
-        out.figure(f"plots/{NAME}/accuracy.png", accuracy_fig)
+        for metric, fig in figures.items():
+            out.figure(f"plots/{NAME}/{metric}.png", fig)
         out.figure(f"plots/{NAME}/decision_line.png", line_fig)
     stop = f"converged at epoch {result.converged_epoch}" if metrics["converged"] else f"{max_epochs} epochs"
     print(f"perceptron: {stop}, train accuracy {metrics['train']['accuracy']:.3f}, "

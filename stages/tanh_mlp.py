@@ -53,13 +53,7 @@ def main(argv=None) -> None:
     data = tanh_mlp.CirclesData.from_split(split, standardize=standardize)
     result, = tanh_mlp.train_runs(data, hidden_units=hidden_units, batch_size=batch_size, lrs=[lr],
                                   epochs=epochs, seed=run_seed, init_std=init_std)
-    epochs_seen = [row["epoch"] for row in result.history]
-    figures = {
-        what: plotting.curves(epochs_seen, {split_name: [row[f"{split_name}_{what}"] for row in result.history]
-                                            for split_name in ("train", "test")},
-                              title=f"tanh MLP {what} (batch {batch_size}, lr {lr:g})", xlabel="epoch", ylabel=what)
-        for what in ("loss", "accuracy")
-    }
+    figures = plotting.split_curves(result.history, title=f"tanh MLP (batch {batch_size}, lr {lr:g})", x="epoch")
     figures["decision_surface"] = plotting.decision_surface(
         lambda points: tanh_mlp.predict_class1(result.params, data, points), split.X_train, split.y_train,
         title="tanh MLP: P(class 1), training points", grid=grid)

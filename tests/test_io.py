@@ -5,13 +5,14 @@ import os
 import numpy as np
 import pytest
 
-from nnlab.io import StageOutputs, dumps_json, write_json
+from nnlab.io import StageOutputs, dumps_json
 
 
 def test_non_finite_values_become_null(tmp_path):
     path = tmp_path / "m.json"
-    write_json(path, {"loss": float("nan"), "acc": np.float32(0.5), "hist": np.array([1.0, np.inf]),
-                      "n": np.int64(3), "ok": np.bool_(True)})
+    with StageOutputs() as out:
+        out.json(path, {"loss": float("nan"), "acc": np.float32(0.5), "hist": np.array([1.0, np.inf]),
+                          "n": np.int64(3), "ok": np.bool_(True)})
     assert json.loads(path.read_text()) == {"loss": None, "acc": 0.5, "hist": [1.0, None], "n": 3, "ok": True}
 
 

@@ -112,15 +112,16 @@ def _progress(iterations: int, desc: str | None):
 
 def train_numpy(data: NormalizedMnist, *, lr: float, batch_size: int, iterations: int, eval_every: int,
                 rng: np.random.Generator, desc: str | None = None,
-                on_step: Callable[[int, np.ndarray], None] | None = None) -> TrainResult:
+                on_step: Callable[[int, np.ndarray], None] | None = None,
+                scorers: tuple[Scorer, Scorer] | None = None) -> TrainResult:
     """SGD on the hand-written model; stops at the first non-finite loss (batch or evaluated).
 
     ``on_step(step, W)``, if given, sees the weights after every update (the
     benchmark compares trajectories with it); it must not modify them.
+    ``scorers`` lets runs on the same data share their (train, test) scorers.
     """
     W = np.zeros((N_CLASSES, N_PIXELS))
-    score_train = Scorer(data.X_train, data.labels_train)
-    score_test = Scorer(data.X_test, data.labels_test)
+    score_train, score_test = scorers or scorers_for(data)
     evaluate_at = _eval_steps(iterations, eval_every)
     history: list[dict] = []
     # The batch products run in float32 like the pixels (no upcast copy of the batch); W accumulates in float64.
@@ -221,6 +222,11 @@ class StudyRun:
         return [{**self.settings, **row} for row in self.result.history]
 
 
+def scorers_for(data: NormalizedMnist) -> tuple[Scorer, Scorer]:
+    """Train and test scorers; runs on the same data share them (each holds a pixel-major copy)."""
+    return Scorer(data.X_train, data.labels_train), Scorer(data.X_test, data.labels_test)
+
+
 def timed_numpy_run(settings: dict, data: NormalizedMnist, seed: int, **train_kwargs) -> StudyRun:
     """A :func:`train_numpy` run with its own generator seeded with ``seed``, timed."""
     start = time.perf_counter()
@@ -232,8 +238,9 @@ def lr_batch_grid(data: NormalizedMnist, *, lrs: list[float], batch_sizes: list[
                   eval_every: int, seed: int) -> list[StudyRun]:
     """Every (lr, batch size) pair, each from zero weights and the same seed."""
     pairs = [(lr, batch) for lr in lrs for batch in batch_sizes]
+    scorers = scorers_for(data)
     return [timed_numpy_run({"lr": lr, "batch_size": batch}, data, seed, lr=lr, batch_size=batch,
-                            iterations=iterations, eval_every=eval_every)
+                            iterations=iterations, eval_every=eval_every, scorers=scorers)
             for lr, batch in tqdm(pairs, desc="lr x batch grid", disable=None, leave=False)]
 
 
@@ -261,13 +268,15 @@ def train_size_study(data: NormalizedMnist, *, sizes: list[int], lr: float, batc
                      iterations: int, eval_every: int, seed: int) -> list[StudyRun]:
     """One run per training-set size N'; sizes above the training set are clamped to it (and say so)."""
     available = len(data.labels_train)
+    score_test = Scorer(data.X_test, data.labels_test)
     runs = []
     for requested in tqdm(sizes, desc="training-set sizes", disable=None, leave=False):
         used = min(requested, available)
         part = subset(data, used, np.random.default_rng(seed))
+        scorers = (Scorer(part.X_train, part.labels_train), score_test)
         runs.append(timed_numpy_run({"requested_size": requested, "used_size": used,
-                                     "clamped": used < requested}, part, seed, lr=lr,
-                                    batch_size=batch_size, iterations=iterations, eval_every=eval_every))
+                                     "clamped": used < requested}, part, seed, lr=lr, batch_size=batch_size,
+                                    iterations=iterations, eval_every=eval_every, scorers=scorers))
     return runs
 
 

@@ -49,17 +49,6 @@ def summary(result: TrainResult) -> dict:
     }
 
 
-def curve_figures(history: list[dict], *, title: str, x: str = "step") -> dict[str, object]:
-    """Train and test accuracy, and train and test loss, against ``x``: ``{"accuracy": fig, "loss": fig}``."""
-    xs = [row[x] for row in history]
-    return {
-        metric: plotting.curves(
-            xs, {f"{split} {metric}": [row[f"{split}_{metric}"] for row in history] for split in ("train", "test")},
-            title=f"{title}: {metric}", xlabel=x, ylabel=metric)
-        for metric in ("accuracy", "loss")
-    }
-
-
 def compare_curves(histories: dict[str, list[dict]], column: str, *, title: str, x: str = "epoch"):
     """One line of ``column`` per run; runs that stopped early (diverged) end early."""
     longest = max(histories.values(), key=len)
