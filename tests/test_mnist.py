@@ -143,11 +143,24 @@ def test_gradient_matches_central_differences():
 
 def test_scorer_matches_float64_reference():
     data = small_data()
-    W = np.random.default_rng(2).normal(size=(10, 784)) * 0.05
-    scores = data.X_train.astype(np.float64) @ W.T
-    loss, accuracy = linear.Scorer(data.X_train, data.labels_train)(W)
-    assert loss == pytest.approx(np.mean(0.5 * np.sum((scores - data.Y_train) ** 2, axis=1)), rel=1e-5)
-    assert accuracy == np.mean(scores.argmax(1) == data.labels_train)
+    weights = np.random.default_rng(2).normal(size=(3, 10, 784)) * 0.05
+    weights[2] = 0   # every score ties: argmax takes the first class, as numpy's does
+    losses, accuracies = linear.Scorer(data.X_train, data.labels_train)(weights)
+    for W, loss, accuracy in zip(weights, losses, accuracies):
+        scores = data.X_train.astype(np.float64) @ W.T
+        assert loss == pytest.approx(np.mean(0.5 * np.sum((scores - data.Y_train) ** 2, axis=1)), rel=1e-5)
+        assert accuracy == np.mean(scores.argmax(1) == data.labels_train)
+
+
+def test_scorer_results_do_not_depend_on_chunks_or_threads(monkeypatch):
+    data = small_data()
+    weights = np.random.default_rng(3).normal(size=(4, 10, 784)) * 0.05
+    expected = linear.Scorer(data.X_train, data.labels_train)(weights)
+    monkeypatch.setattr(linear, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(linear, "SCORING_THREADS", 1)
+    losses, accuracies = linear.Scorer(data.X_train, data.labels_train)(weights)
+    np.testing.assert_allclose(losses, expected[0], rtol=1e-6)
+    np.testing.assert_array_equal(accuracies, expected[1])
 
 
 def test_training_learns_and_is_reproducible():
@@ -190,6 +203,31 @@ def test_divergence_stops_cleanly_with_valid_json():
     summary = strict_json(dumps_json(result.summary()))
     assert summary["diverged"] is True and summary["test"]["accuracy"] is None and summary["train"]["loss"] is None
     assert all(np.isfinite(row["train_loss"]) for row in result.history)
+
+
+@pytest.mark.parametrize("lr", [0.001, 0.1])
+@pytest.mark.parametrize("eval_every", [1, 3])
+def test_scoring_in_passes_changes_nothing(monkeypatch, lr, eval_every):
+    """Weights scored many per pass give the history, stop and weights of scoring each at once.
+
+    A wider product may sum in another order: losses agree to float32 rounding, and an
+    accuracy may move by one image where two classes tie exactly (these digits are binary).
+    """
+    def run():
+        return linear.train_numpy(small_data(), lr=lr, batch_size=10, iterations=300, eval_every=eval_every,
+                                  rng=np.random.default_rng(0))
+    in_passes = run()
+    monkeypatch.setattr(linear, "SNAPSHOTS_PER_PASS", 1)
+    one_at_a_time = run()
+    assert len(in_passes.history) == len(one_at_a_time.history)
+    for row, expected in zip(in_passes.history, one_at_a_time.history):
+        assert row["step"] == expected["step"]
+        for split, n in (("train", 200), ("test", 50)):
+            assert row[f"{split}_loss"] == pytest.approx(expected[f"{split}_loss"], rel=1e-6)
+            assert abs(row[f"{split}_accuracy"] - expected[f"{split}_accuracy"]) <= 1 / n + 1e-12
+    assert (in_passes.steps, in_passes.diverged_at) == (one_at_a_time.steps, one_at_a_time.diverged_at)
+    np.testing.assert_array_equal(in_passes.weights["W"], one_at_a_time.weights["W"])
+    assert in_passes.diverged == (lr == 0.1)
 
 
 def test_grid_marks_diverged_runs_and_never_picks_them():

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from nnlab.nn import (MSE, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, LeakyReLU, Linear,
-                      ReLU, Sigmoid, SoftMax, Tanh)
+                      ReLU, Sequential, Sigmoid, SoftMax, Tanh)
+from nnlab.nn.layers import column_sums, row_max, row_sums
 
 B, D_IN, D_OUT = 5, 4, 3
 TOLERANCE = 1e-6
@@ -149,3 +150,25 @@ def test_extreme_inputs_stay_finite():
         assert CrossEntropy().forward(x, np.array([0])) == pytest.approx(2000.0)
         assert np.isfinite(BinaryCrossEntropyWithLogits().forward(x.T, np.array([1, 0, 0])))
     assert np.isfinite(BinaryCrossEntropy().forward(np.array([[0.0], [1.0]]), np.array([1, 0])))
+
+
+@pytest.mark.parametrize("columns", [1, 2, 10, 40])
+def test_row_and_column_reductions_match_numpy(columns, rng):
+    x = rng.normal(size=(50, columns))
+    x[3, 0], x[7, -1] = np.inf, np.nan
+    np.testing.assert_array_equal(row_max(x), x.max(axis=1))
+    np.testing.assert_allclose(row_sums(x[8:]), x[8:].sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(column_sums(x[8:]), x[8:].sum(axis=0), rtol=1e-12)
+
+
+def test_backward_params_gives_the_gradients_of_backward(rng):
+    def gradients(model, backward):
+        loss = CrossEntropy()
+        loss.forward(model.forward(x), labels)
+        backward(model, loss.backward())
+        return [grad.copy() for layer in model.layers for grad in layer.grads().values()]
+
+    x, labels = rng.normal(size=(30, 3)), rng.integers(0, 4, 30)
+    model = Sequential([Linear(3, 5, rng=rng), Tanh(), Linear(5, 4, rng=rng)])
+    for full, params_only in zip(gradients(model, Sequential.backward), gradients(model, Sequential.backward_params)):
+        np.testing.assert_array_equal(full, params_only)

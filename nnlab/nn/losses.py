@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab.nn.layers import sigmoid, softmax
+from nnlab.nn.layers import row_max, row_sums, sigmoid, softmax
 
 
 class Loss:
@@ -39,16 +39,16 @@ class CrossEntropy(Loss):
     """
 
     def forward(self, logits: np.ndarray, target: np.ndarray) -> float:
-        shifted = logits - logits.max(axis=1, keepdims=True)
+        shifted = logits - row_max(logits)[:, None]
         exps = np.exp(shifted)
-        totals = exps.sum(axis=1, keepdims=True)
-        log_probs = shifted - np.log(totals)
+        totals = row_sums(exps)
         target = np.asarray(target)
+        # log p = shifted - log(total): summed over the picked entries without forming log p
         if target.ndim == 1:
-            picked = log_probs[np.arange(len(target)), target].sum()
+            picked = shifted[np.arange(len(target)), target].sum() - np.log(totals).sum()
         else:
-            picked = np.einsum("ij,ij->", target, log_probs)
-        exps /= totals
+            picked = np.einsum("ij,ij->", target, shifted) - np.log(totals) @ row_sums(target)
+        exps /= totals[:, None]
         self._probs = exps
         self._target = target
         return -float(picked) / len(target)

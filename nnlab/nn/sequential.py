@@ -80,9 +80,20 @@ class Sequential:
         return x
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
+        """Every layer's gradients; returns the gradient with respect to the input."""
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
         return grad
+
+    def backward_params(self, grad: np.ndarray) -> None:
+        """The parameter gradients alone, skipping the input gradient of the first layer where it can."""
+        first, *rest = self.layers
+        for layer in reversed(rest):
+            grad = layer.backward(grad)
+        if hasattr(first, "backward_params"):
+            first.backward_params(grad)
+        else:
+            first.backward(grad)
 
     def step(self, lr: float) -> None:
         """One plain SGD update with the gradients of the last ``backward``."""
@@ -134,7 +145,7 @@ class Sequential:
                 if not math.isfinite(batch_loss):
                     diverged_at = step + 1
                     break
-                self.backward(loss.backward())
+                self.backward_params(loss.backward())
                 self.step(lr)
                 step += 1
                 if step % eval_every == 0 or step == steps:
