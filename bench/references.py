@@ -239,7 +239,7 @@ def imdb_epoch_reference(model: torch.nn.Module, X_train: np.ndarray, y_train: n
     from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
     X_train_tensor = torch.from_numpy(X_train).float()
-    y_train_tensor = torch.from_numpy(y_train).float()
+    y_train_tensor = torch.tensor(y_train, dtype=torch.float32)
     dataset = TensorDataset(X_train_tensor, y_train_tensor)
     # shuffle=True, with the generator on the sampler as ours has it (so both draw the same order)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=RandomSampler(dataset, generator=generator))

@@ -55,6 +55,23 @@ def fresh_torch_threads() -> None:
     torch.set_num_threads(DEFAULT_TORCH_THREADS)
 
 
+def torch_comparison(ours, reference, **extra) -> dict:
+    """Ours (which trains on one torch thread) against the reference on torch's default threads and on one.
+
+    One thread is our choice (nnlab/torch_train.py: two made concurrent runs 2.5x slower), so the
+    comparison at equal threads is printed beside the one against the report's defaults. An epoch
+    is about a second: the best of three, taken in turns, keeps a busy moment from deciding.
+    ``reference(threads)`` runs with that many torch threads.
+    """
+    rounds = [(clock(ours)[0], clock(reference, DEFAULT_TORCH_THREADS)[0], clock(reference, 1)[0])
+              for _ in range(3)]
+    ours_s, reference_s, reference_one_thread_s = (min(times) for times in zip(*rounds))
+    fresh_torch_threads()
+    return comparison(ours_s, reference_s, **extra, reference_threads=DEFAULT_TORCH_THREADS,
+                      reference_one_thread_s=round(reference_one_thread_s, 4),
+                      speedup_at_equal_threads=round(reference_one_thread_s / ours_s, 2))
+
+
 def warm_imports() -> None:
     """Import what the loops use before any clock starts, so that neither side pays for it."""
     import nltk.stem  # noqa: F401
@@ -284,20 +301,28 @@ def bench_imdb_epoch(_machine: dict) -> dict:
     _, labels, _, _, X_train, X_test = imdb_features()
     config = sentiment.ClassifierConfig(epochs=1, log_every=10**9)
     device = torch.device("cpu")
-    fresh_torch_threads()
-
-    ours_s, result = clock(sentiment.train_classifier, X_train, labels["train"], X_test, labels["test"], config,
-                           seed=SEED, device=device, log=lambda line: None)
-    fresh_torch_threads()
-    seed_torch(SEED)
-    model = sentiment.SentimentNet(X_train.shape[1], config.hidden_units, config.activation, config.init)
     dense_train, dense_test = X_train.toarray(), X_test.toarray()
-    reference_s, _ = clock(
-        references.imdb_epoch_reference, model, dense_train, labels["train"], dense_test, lr=config.lr,
-        batch_size=config.batch_size, generator=torch.Generator().manual_seed(SEED))
+
+    models = {}
+
+    def ours():
+        models["ours"] = sentiment.train_classifier(X_train, labels["train"], X_test, labels["test"], config,
+                                                    seed=SEED, device=device, log=lambda line: None).model
+
+    def reference(threads: int):
+        torch.set_num_threads(threads)
+        seed_torch(SEED)
+        models["reference"] = sentiment.SentimentNet(X_train.shape[1], config.hidden_units, config.activation,
+                                                     config.init)
+        references.imdb_epoch_reference(models["reference"], dense_train, labels["train"], dense_test,
+                                        lr=config.lr, batch_size=config.batch_size,
+                                        generator=torch.Generator().manual_seed(SEED))
+
+    figures = torch_comparison(ours, reference, train_reviews=X_train.shape[0])
     with torch.no_grad():
-        diff = max(float((a - b).abs().max()) for a, b in zip(result.model.parameters(), model.parameters()))
-    return comparison(ours_s, reference_s, train_reviews=X_train.shape[0], max_weight_diff=diff)
+        figures["max_weight_diff"] = max(float((a - b).abs().max()) for a, b in
+                                         zip(models["ours"].parameters(), models["reference"].parameters()))
+    return figures
 
 
 def mri_slices():
@@ -384,17 +409,7 @@ def bench_cnn_epoch(_machine: dict) -> dict:
                                        torch.from_numpy(train.labels), torch.from_numpy(x_test), lr=lr,
                                        batches=batches)
 
-    # Ours trains on one thread (nnlab/torch_train.py: two made concurrent runs 2.5x slower); the
-    # reference runs on torch's default threads, and on one for a comparison at equal threads.
-    # An epoch is about a second: the best of three, taken in turns, keeps a busy moment from deciding.
-    rounds = [(clock(ours)[0], clock(reference, DEFAULT_TORCH_THREADS)[0], clock(reference, 1)[0])
-              for _ in range(3)]
-    ours_s, reference_s, reference_one_thread_s = (min(times) for times in zip(*rounds))
-    fresh_torch_threads()
-    return comparison(ours_s, reference_s, train_slices=len(x_train), batches=len(batches),
-                      reference_threads=DEFAULT_TORCH_THREADS,
-                      reference_one_thread_s=round(reference_one_thread_s, 4),
-                      speedup_at_equal_threads=round(reference_one_thread_s / ours_s, 2))
+    return torch_comparison(ours, reference, train_slices=len(x_train), batches=len(batches))
 
 
 LOOPS = {
