@@ -448,9 +448,12 @@ def wrap_stage_commands(dvc_yaml: Path, log: Path) -> None:
 
     spec = yaml.safe_load(dvc_yaml.read_text())
     for name, stage in spec.get("stages", {}).items():
-        body = stage.get("do", stage)   # foreach/matrix stages keep their command under `do`
+        body = stage.get("do", stage)   # foreach stages keep their command under `do`
+        label = name
+        if "foreach" in stage:   # DVC fills in the item of a list, the key of a dict
+            label += "@${item}" if isinstance(stage["foreach"], list) else "@${key}"
         commands = body["cmd"] if isinstance(body["cmd"], list) else [body["cmd"]]
-        body["cmd"] = [f"python -m bench.stage_meter {shlex.quote(str(log))} {shlex.quote(name)} "
+        body["cmd"] = [f"python -m bench.stage_meter {shlex.quote(str(log))} {shlex.quote(label)} "
                        f"{shlex.quote(command)}" for command in commands]
     dvc_yaml.write_text(yaml.safe_dump(spec, sort_keys=False))
 
