@@ -55,17 +55,30 @@ def fresh_torch_threads() -> None:
     torch.set_num_threads(DEFAULT_TORCH_THREADS)
 
 
+def best_in_turns(*sides, rounds: int = 3) -> list[tuple[float, object]]:
+    """Each side's best time over ``rounds`` calls taken in turns, with its last result.
+
+    A loop of a second or less on a shared machine moves by tens of percent from one call to
+    the next: the best of three, in turns, keeps a busy moment from deciding a ratio.
+    """
+    times: list[list[float]] = [[] for _ in sides]
+    results: list[object] = [None] * len(sides)
+    for _ in range(rounds):
+        for i, side in enumerate(sides):
+            seconds, results[i] = clock(side)
+            times[i].append(seconds)
+    return [(min(side_times), result) for side_times, result in zip(times, results)]
+
+
 def torch_comparison(ours, reference, **extra) -> dict:
     """Ours (which trains on one torch thread) against the reference on torch's default threads and on one.
 
     One thread is our choice (nnlab/torch_train.py: two made concurrent runs 2.5x slower), so the
-    comparison at equal threads is printed beside the one against the report's defaults. An epoch
-    is about a second: the best of three, taken in turns, keeps a busy moment from deciding.
+    comparison at equal threads is printed beside the one against the report's defaults.
     ``reference(threads)`` runs with that many torch threads.
     """
-    rounds = [(clock(ours)[0], clock(reference, DEFAULT_TORCH_THREADS)[0], clock(reference, 1)[0])
-              for _ in range(3)]
-    ours_s, reference_s, reference_one_thread_s = (min(times) for times in zip(*rounds))
+    (ours_s, _), (reference_s, _), (reference_one_thread_s, _) = best_in_turns(
+        ours, lambda: reference(DEFAULT_TORCH_THREADS), lambda: reference(1))
     fresh_torch_threads()
     return comparison(ours_s, reference_s, **extra, reference_threads=DEFAULT_TORCH_THREADS,
                       reference_one_thread_s=round(reference_one_thread_s, 4),
@@ -122,14 +135,24 @@ def bench_mlp(machine_figures: dict) -> dict:
 
     data = moons(1000, 0.2, 0.2, SEED)
     steps, eval_every, lr, sizes = 1500, 10, 0.01, [2, 20, 2]
-    model = mlp(sizes, rng=np.random.default_rng(SEED), init="he")
-    initial = [(layer.W.copy(), layer.b.copy()) for layer in model.layers if hasattr(layer, "W")]
-    ours_s, result = clock(model.train, data.X_train, data.y_train, CrossEntropy(), lr=lr, steps=steps,
-                           eval_every=eval_every, X_test=data.X_test, y_test=data.y_test)
-    reference_s, (params, history) = clock(references.mlp_reference, data.X_train, data.y_train, data.X_test,
-                                           data.y_test, initial, lr=lr, steps=steps, eval_every=eval_every)
+    def fresh_model():
+        return mlp(sizes, rng=np.random.default_rng(SEED), init="he")
+
+    initial = [(layer.W.copy(), layer.b.copy()) for layer in fresh_model().layers if hasattr(layer, "W")]
+
+    def ours():
+        model = fresh_model()
+        model.train(data.X_train, data.y_train, CrossEntropy(), lr=lr, steps=steps, eval_every=eval_every,
+                    X_test=data.X_test, y_test=data.y_test)
+        return model
+
+    def reference():
+        return references.mlp_reference(data.X_train, data.y_train, data.X_test, data.y_test, initial, lr=lr,
+                                        steps=steps, eval_every=eval_every)
+
+    (ours_s, model), (reference_s, (params, _)) = best_in_turns(ours, reference)
     final = [(layer.W, layer.b) for layer in model.layers if hasattr(layer, "W")]
-    max_diff = max(float(np.abs(a - b).max()) for ours, ref in zip(final, params) for a, b in zip(ours, ref))
+    max_diff = max(float(np.abs(a - b).max()) for mine, theirs in zip(final, params) for a, b in zip(mine, theirs))
     # forward 2*n*sum(in*out), backward twice that; plus a forward of train and test every eval_every steps
     layer_flops = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
     n, n_all = len(data.X_train), len(data.X_train) + len(data.X_test)

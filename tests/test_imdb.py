@@ -136,3 +136,24 @@ def test_classifier_learns_a_tiny_synthetic_set_and_zero_init_does_not():
                              seed=0, device="cpu", log=lambda s: None)
     first_layer = zeros.model.layers[0].weight.detach()
     assert float(first_layer.abs().max()) == 0.0  # symmetry: nothing flows back to the hidden layers
+
+
+def test_sparse_rows_densify_like_scipy():
+    import scipy.sparse as sp
+
+    from nnlab.models.sentiment import SparseRows
+
+    rng = np.random.default_rng(0)
+    values = (rng.random((40, 30)) * (rng.random((40, 30)) < 0.1)).astype(np.float32)
+    values[5] = 0   # a row with no stored entries
+    X = sp.csr_matrix(values)
+    rows = SparseRows(X, np.zeros(40))
+    for size in (1, 7, 40):
+        chosen = rng.choice(40, size, replace=False)
+        dense, _ = rows[chosen]
+        np.testing.assert_array_equal(dense.numpy(), X[chosen].toarray())
+    # duplicate entries (a non-canonical CSR) are summed, as scipy's toarray sums them
+    duplicated = sp.csr_matrix((np.array([1.0, 2.0, 3.0], dtype=np.float32), np.array([0, 0, 2]),
+                                np.array([0, 2, 2, 3])), shape=(3, 4))
+    dense, _ = SparseRows(duplicated, np.zeros(3))[np.array([2, 0, 1])]
+    np.testing.assert_array_equal(dense.numpy(), duplicated[[2, 0, 1]].toarray())
