@@ -50,7 +50,7 @@ class Scorer:
 
     With only 10 rows, ``W`` gives a matrix product too thin to run near the
     machine's matmul rate (it was 5x slower than reading the pixels). Stacking
-    :data:`SNAPSHOTS_PER_PASS` matrices makes it 160 wide: one pass over the
+    :data:`SNAPSHOTS_PER_PASS` matrices makes it 320 wide: one pass over the
     float32 pixels then scores all of them, and each chunk of
     :data:`CHUNK_ROWS` rows has its loss and argmax taken while its scores are
     still in cache. The chunks are fixed and their sums added in order, so the
