@@ -70,19 +70,21 @@ def best_in_turns(*sides, rounds: int = 3) -> list[tuple[float, object]]:
     return [(min(side_times), result) for side_times, result in zip(times, results)]
 
 
-def torch_comparison(ours, reference, **extra) -> dict:
+def torch_comparison(ours, reference, **extra) -> tuple[dict, object, object]:
     """Ours (which trains on one torch thread) against the reference on torch's default threads and on one.
 
     One thread is our choice (nnlab/torch_train.py: two made concurrent runs 2.5x slower), so the
     comparison at equal threads is printed beside the one against the report's defaults.
-    ``reference(threads)`` runs with that many torch threads.
+    ``reference(threads)`` runs with that many torch threads. Returns the figures and the last
+    results of ours and of the reference on default threads.
     """
-    (ours_s, _), (reference_s, _), (reference_one_thread_s, _) = best_in_turns(
+    (ours_s, ours_result), (reference_s, reference_result), (reference_one_thread_s, _) = best_in_turns(
         ours, lambda: reference(DEFAULT_TORCH_THREADS), lambda: reference(1))
     fresh_torch_threads()
-    return comparison(ours_s, reference_s, **extra, reference_threads=DEFAULT_TORCH_THREADS,
-                      reference_one_thread_s=round(reference_one_thread_s, 4),
-                      speedup_at_equal_threads=round(reference_one_thread_s / ours_s, 2))
+    figures = comparison(ours_s, reference_s, **extra, reference_threads=DEFAULT_TORCH_THREADS,
+                         reference_one_thread_s=round(reference_one_thread_s, 4),
+                         speedup_at_equal_threads=round(reference_one_thread_s / ours_s, 2))
+    return figures, ours_result, reference_result
 
 
 def warm_imports() -> None:
@@ -216,7 +218,7 @@ def bench_mnist(machine_figures: dict, iterations: int) -> dict:
     must_read = data.X_train.nbytes + data.X_test.nbytes
     bound_s = must_read / (machine_figures["read_gb_per_s"] * 1e9)
     per_iteration = runs[1] / iterations
-    scoring_gflop = 2 * (len(data.labels_train) + len(data.labels_test)) * 784 * 10 / 1e9
+    scoring_gflop_per_s = 2 * (len(data.labels_train) + len(data.labels_test)) * 784 * 10 / per_iteration / 1e9
     return {
         "iterations": iterations, "train_rows": len(data.labels_train), "test_rows": len(data.labels_test),
         "reference_s": round(reference_s, 3), "ours_eval1_s": round(runs[1], 3), "ours_eval10_s": round(runs[10], 3),
@@ -227,8 +229,8 @@ def bench_mnist(machine_figures: dict, iterations: int) -> dict:
         "ours_eval1_ms_per_iteration": round(per_iteration * 1e3, 2),
         "reference_ms_per_iteration": round(reference_s / iterations * 1e3, 2),
         "multiple_of_read_bound": round(per_iteration / bound_s, 2),
-        "ours_eval1_gflop_per_s": round(scoring_gflop / per_iteration, 1),
-        "fraction_of_f32_matmul_rate": round(scoring_gflop / per_iteration / machine_figures["matmul_f32_gflop_per_s"], 3),
+        "ours_eval1_gflop_per_s": round(scoring_gflop_per_s, 1),
+        "fraction_of_f32_matmul_rate": round(scoring_gflop_per_s / machine_figures["matmul_f32_gflop_per_s"], 3),
     }
 
 
@@ -326,25 +328,22 @@ def bench_imdb_epoch(_machine: dict) -> dict:
     device = torch.device("cpu")
     dense_train, dense_test = X_train.toarray(), X_test.toarray()
 
-    models = {}
-
     def ours():
-        models["ours"] = sentiment.train_classifier(X_train, labels["train"], X_test, labels["test"], config,
-                                                    seed=SEED, device=device, log=lambda line: None).model
+        return sentiment.train_classifier(X_train, labels["train"], X_test, labels["test"], config, seed=SEED,
+                                          device=device, log=lambda line: None).model
 
     def reference(threads: int):
         torch.set_num_threads(threads)
         seed_torch(SEED)
-        models["reference"] = sentiment.SentimentNet(X_train.shape[1], config.hidden_units, config.activation,
-                                                     config.init)
-        references.imdb_epoch_reference(models["reference"], dense_train, labels["train"], dense_test,
-                                        lr=config.lr, batch_size=config.batch_size,
-                                        generator=torch.Generator().manual_seed(SEED))
+        model = sentiment.SentimentNet(X_train.shape[1], config.hidden_units, config.activation, config.init)
+        references.imdb_epoch_reference(model, dense_train, labels["train"], dense_test, lr=config.lr,
+                                        batch_size=config.batch_size, generator=torch.Generator().manual_seed(SEED))
+        return model
 
-    figures = torch_comparison(ours, reference, train_reviews=X_train.shape[0])
+    figures, our_model, reference_model = torch_comparison(ours, reference, train_reviews=X_train.shape[0])
     with torch.no_grad():
         figures["max_weight_diff"] = max(float((a - b).abs().max()) for a, b in
-                                         zip(models["ours"].parameters(), models["reference"].parameters()))
+                                         zip(our_model.parameters(), reference_model.parameters()))
     return figures
 
 
@@ -432,7 +431,8 @@ def bench_cnn_epoch(_machine: dict) -> dict:
                                        torch.from_numpy(train.labels), torch.from_numpy(x_test), lr=lr,
                                        batches=batches)
 
-    return torch_comparison(ours, reference, train_slices=len(x_train), batches=len(batches))
+    figures, _, _ = torch_comparison(ours, reference, train_slices=len(x_train), batches=len(batches))
+    return figures
 
 
 LOOPS = {

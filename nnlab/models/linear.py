@@ -146,6 +146,8 @@ def train_numpy(data: NormalizedMnist, *, lr: float, batch_size: int, iterations
 
     def score_pending() -> TrainResult | None:
         """Scores the pending weights into ``history``; the result to return if one of them diverged."""
+        if not pending:
+            return None
         weights = np.stack([snapshot for _, snapshot in pending])
         (train_losses, train_accuracies), (test_losses, test_accuracies) = score_train(weights), score_test(weights)
         for i, (step, snapshot) in enumerate(pending):
@@ -167,8 +169,7 @@ def train_numpy(data: NormalizedMnist, *, lr: float, batch_size: int, iterations
             np.copyto(W32, W, casting="same_kind")
             batch_loss, gradient = loss_and_gradient(W32, data.X_train[batch], data.Y_train[batch])
             if not np.isfinite(batch_loss):
-                earlier = score_pending() if pending else None
-                return earlier or TrainResult(history, step - 1, diverged_at=step, weights={"W": W})
+                return score_pending() or TrainResult(history, step - 1, diverged_at=step, weights={"W": W})
             W -= lr * gradient
             if on_step is not None:
                 on_step(step, W)
@@ -256,7 +257,7 @@ class StudyRun:
 
 
 def scorers_for(data: NormalizedMnist) -> tuple[Scorer, Scorer]:
-    """Train and test scorers; runs on the same data share them (each holds a pixel-major copy)."""
+    """Train and test scorers; runs on the same data share them."""
     return Scorer(data.X_train, data.labels_train), Scorer(data.X_test, data.labels_test)
 
 

@@ -51,6 +51,13 @@ class Layer:
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def backward_params(self, grad_out: np.ndarray) -> None:
+        """The parameter gradients alone, for a first layer whose input needs no gradient.
+
+        By default the whole ``backward``; layers that can skip the input gradient override it.
+        """
+        self.backward(grad_out)
+
     def params(self) -> dict[str, np.ndarray]:
         return {}
 
@@ -82,7 +89,6 @@ class Linear(Layer):
         return grad_out @ self.W.T
 
     def backward_params(self, grad_out: np.ndarray) -> None:
-        """The parameter gradients alone: what a first layer needs, whose input has no gradient to take."""
         np.matmul(self._x.T, grad_out, out=self.dW)
         column_sums(grad_out, out=self.db)
 

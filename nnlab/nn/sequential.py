@@ -86,14 +86,11 @@ class Sequential:
         return grad
 
     def backward_params(self, grad: np.ndarray) -> None:
-        """The parameter gradients alone, skipping the input gradient of the first layer where it can."""
+        """The parameter gradients alone: the first layer skips its input gradient where it can."""
         first, *rest = self.layers
         for layer in reversed(rest):
             grad = layer.backward(grad)
-        if hasattr(first, "backward_params"):
-            first.backward_params(grad)
-        else:
-            first.backward(grad)
+        first.backward_params(grad)
 
     def step(self, lr: float) -> None:
         """One plain SGD update with the gradients of the last ``backward``."""
