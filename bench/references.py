@@ -233,6 +233,21 @@ def tfidf_reference(train_texts, test_texts, max_features: int):
 
 # --- one IMDB epoch (report 000 §3): dense tensors, TensorDataset, DataLoader(shuffle) -------------
 
+class Net(torch.nn.Module):
+    """The report's ``Net``: three fully connected layers on the dense TF-IDF rows, ReLU, sigmoid output."""
+
+    def __init__(self, n_features: int, hidden_units: tuple[int, int]):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(n_features, hidden_units[0])
+        self.fc2 = torch.nn.Linear(hidden_units[0], hidden_units[1])
+        self.fc3 = torch.nn.Linear(hidden_units[1], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.fc1(x))
+        x = torch.relu(self.fc2(x))
+        return torch.sigmoid(self.fc3(x)).squeeze(1)
+
+
 def imdb_epoch_reference(model: torch.nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray,
                          *, lr: float, batch_size: int, generator: torch.Generator) -> np.ndarray:
     """One epoch of SGD on BCE over a dense ``TensorDataset``; returns the test probabilities."""

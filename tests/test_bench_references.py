@@ -120,10 +120,10 @@ def test_imdb_epoch_reference_matches_train_classifier():
     ours = sentiment.train_classifier(X[:50], y[:50], X[50:], y[50:], config, seed=5, device=torch.device("cpu"),
                                       log=lambda line: None)
     seed_torch(5)
-    model = sentiment.SentimentNet(30, config.hidden_units, config.activation, config.init)
+    model = references.Net(30, config.hidden_units)
     probabilities = references.imdb_epoch_reference(model, X[:50].toarray(), y[:50], X[50:].toarray(), lr=0.1,
                                                     batch_size=8, generator=torch.Generator().manual_seed(5))
-    for a, b in zip(ours.model.parameters(), model.parameters()):
+    for a, b in zip(ours.model.linear_parameters(), model.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
     np.testing.assert_allclose(sentiment.predict_proba(ours.model, X[50:], torch.device("cpu")), probabilities,
                                atol=1e-6)

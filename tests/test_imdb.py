@@ -138,22 +138,41 @@ def test_classifier_learns_a_tiny_synthetic_set_and_zero_init_does_not():
     assert float(first_layer.abs().max()) == 0.0  # symmetry: nothing flows back to the hidden layers
 
 
-def test_sparse_rows_densify_like_scipy():
+def test_sparse_first_layer_is_nn_linear_on_the_dense_rows():
+    """Values, gradients and an SGD step, with an empty row, an all-empty batch and duplicate entries."""
     import scipy.sparse as sp
+    import torch
 
-    from nnlab.models.sentiment import SparseRows
+    from nnlab.models.sentiment import SparseLinear, SparseRows
 
     rng = np.random.default_rng(0)
     values = (rng.random((40, 30)) * (rng.random((40, 30)) < 0.1)).astype(np.float32)
-    values[5] = 0   # a row with no stored entries
-    X = sp.csr_matrix(values)
-    rows = SparseRows(X, np.zeros(40))
-    for size in (1, 7, 40):
-        chosen = rng.choice(40, size, replace=False)
-        dense, _ = rows[chosen]
-        np.testing.assert_array_equal(dense.numpy(), X[chosen].toarray())
-    # duplicate entries (a non-canonical CSR) are summed, as scipy's toarray sums them
+    values[5] = values[9] = 0   # rows with no stored entries
+    # a non-canonical CSR: row 0 stores column 0 twice, which scipy's toarray sums
     duplicated = sp.csr_matrix((np.array([1.0, 2.0, 3.0], dtype=np.float32), np.array([0, 0, 2]),
-                                np.array([0, 2, 2, 3])), shape=(3, 4))
-    dense, _ = SparseRows(duplicated, np.zeros(3))[np.array([2, 0, 1])]
-    np.testing.assert_array_equal(dense.numpy(), duplicated[[2, 0, 1]].toarray())
+                                np.array([0, 2, 2, 3])), shape=(3, 30))
+    X = sp.vstack([sp.csr_matrix(values), duplicated], format="csr")
+    X.indices[-3:], X.data[-3:] = duplicated.indices, duplicated.data   # vstack may canonicalise; undo it
+    assert not X.has_canonical_format
+    rows = SparseRows(X, np.zeros(X.shape[0]))
+    for chosen in (rng.choice(43, 7, replace=False), np.array([40, 5, 41, 42]), np.array([5, 9]),
+                   np.arange(43)):
+        torch.manual_seed(1)
+        sparse_layer = SparseLinear(30, 4)
+        torch.manual_seed(1)
+        dense_layer = torch.nn.Linear(30, 4)
+        torch.testing.assert_close(sparse_layer.weight.t(), dense_layer.weight, rtol=0, atol=0)
+        batch, _ = rows[chosen]
+        dense_rows = torch.from_numpy(X[chosen].toarray())
+        out_sparse, out_dense = sparse_layer(batch), dense_layer(dense_rows)
+        torch.testing.assert_close(out_sparse, out_dense, rtol=1e-6, atol=1e-6)
+        upstream = torch.from_numpy(rng.standard_normal(out_dense.shape).astype(np.float32))
+        out_sparse.backward(upstream)
+        out_dense.backward(upstream)
+        assert sparse_layer.weight.grad.is_sparse
+        torch.testing.assert_close(sparse_layer.weight.grad.to_dense().t(), dense_layer.weight.grad, rtol=1e-6,
+                                   atol=1e-6)
+        torch.testing.assert_close(sparse_layer.bias.grad, dense_layer.bias.grad, rtol=1e-6, atol=1e-6)
+        for layer in (sparse_layer, dense_layer):
+            torch.optim.SGD(layer.parameters(), lr=0.5).step()
+        torch.testing.assert_close(sparse_layer.weight.t(), dense_layer.weight, rtol=1e-6, atol=1e-6)

@@ -37,18 +37,45 @@ REPORT_TEST_ACCURACY = {
 }
 
 
-def _flat_size(features: nn.Module, input_shape: tuple[int, int, int], name: str) -> int:
-    """How many numbers ``features`` makes from one input: a dry run on zeros."""
+def _output_shape(layers: nn.Module, input_shape: tuple[int, int, int], name: str) -> tuple[int, ...]:
+    """The shape ``layers`` make from one input: a dry run on zeros."""
     with torch.no_grad():
         try:
-            out = features(torch.zeros(1, *input_shape))
+            out = layers(torch.zeros(1, *input_shape))
         except RuntimeError:
             out = None
     if out is None or out.numel() == 0:
         channels, height, width = input_shape
         raise ParamError(f"{name}: input {channels}x{height}x{width} is too small for its "
                          f"convolutions and poolings")
-    return out[0].numel()
+    return tuple(out.shape[1:])
+
+
+def _window_averages(n_in: int, n_out: int) -> torch.Tensor:
+    """``(n_out, n_in)``: row i averages the inputs of adaptive pooling's window i."""
+    matrix = torch.zeros(n_out, n_in)
+    for i in range(n_out):
+        start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+        matrix[i, start:end] = 1 / (end - start)
+    return matrix
+
+
+class AveragePoolTo(nn.Module):
+    """``nn.AdaptiveAvgPool2d(output_size)`` for a known input size, as two small matrix products.
+
+    The same windows and averages; but ``torch.use_deterministic_algorithms``
+    (which :func:`nnlab.runtime.seed_torch` switches on) refuses
+    AdaptiveAvgPool2d's backward on CUDA, and matrix products are deterministic
+    everywhere.
+    """
+
+    def __init__(self, output_size: tuple[int, int], input_size: tuple[int, int]):
+        super().__init__()
+        self.register_buffer("rows", _window_averages(input_size[0], output_size[0]))
+        self.register_buffer("columns_t", _window_averages(input_size[1], output_size[1]).t().contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rows @ x @ self.columns_t
 
 
 def _mlp(input_shape: tuple[int, int, int], hidden: list[int]) -> nn.Sequential:
@@ -75,9 +102,10 @@ def _cnn(input_shape: tuple[int, int, int], conv_channels: list[int], dense: int
         blocks += _conv_block(channels, out_channels, batch_norm=batch_norm)
         channels = out_channels
     if pool_to is not None:
-        blocks.append(nn.AdaptiveAvgPool2d(pool_to))
+        _, height, width = _output_shape(nn.Sequential(*blocks), input_shape, name)
+        blocks.append(AveragePoolTo(pool_to, (height, width)))
     features = nn.Sequential(*blocks, nn.Flatten())
-    flat = _flat_size(features, input_shape, name)
+    (flat,) = _output_shape(features, input_shape, name)
     head = [nn.Dropout(dropout)] if dropout else []
     return nn.Sequential(features, *head, nn.Linear(flat, dense), nn.ReLU(), nn.Linear(dense, N_CLASSES))
 

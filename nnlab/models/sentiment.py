@@ -2,18 +2,21 @@
 
 ``input -> hidden[0] -> hidden[1] -> 1``, the hidden activation a choice
 (relu, sigmoid, tanh, leaky_relu), a sigmoid output, binary cross-entropy,
-plain SGD over shuffled mini-batches. The TF-IDF matrices stay sparse; each
-mini-batch is made dense only when it is drawn.
+plain SGD over shuffled mini-batches. The TF-IDF matrices stay sparse all the
+way into the first layer (:class:`SparseLinear`), which reads and updates only
+the weights of the features a mini-batch uses.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 from tqdm import tqdm
 
@@ -34,12 +37,50 @@ class ClassifierConfig:
     log_every: int = 2000      # mini-batches between running-loss lines (the report's 2000)
 
 
+class SparseBatch(NamedTuple):
+    """Rows of a sparse matrix in ``F.embedding_bag``'s form: the column and value of every stored
+    entry, row after row, and the position where each row's entries start."""
+
+    columns: torch.Tensor   # int64
+    values: torch.Tensor    # float32
+    offsets: torch.Tensor   # int64, one per row
+
+    def to(self, device) -> "SparseBatch":
+        return SparseBatch(*(part.to(device) for part in self))
+
+
+class SparseLinear(nn.Module):
+    """``nn.Linear`` on :class:`SparseBatch` rows: the same function and gradient, far less work.
+
+    A review's TF-IDF row sets a few dozen to a few hundred of its 5000 features,
+    so a dense product spends almost all its time multiplying zeros, and its
+    gradient makes SGD rewrite every weight at every step. Here the weight is
+    kept one row per input feature, ``(in_features, out_features)`` (the
+    transpose of ``nn.Linear.weight``): a batch sums the rows of the features it
+    uses, scaled by their values (``F.embedding_bag``), and its gradient is
+    sparse, so plain SGD updates only those rows. (Momentum or weight decay
+    would need a dense gradient; the report's plain SGD has neither.)
+    """
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        dense = nn.Linear(in_features, out_features)   # PyTorch's initialisation, in nn.Linear's draw order
+        self.weight = nn.Parameter(dense.weight.detach().t().contiguous())
+        self.bias = dense.bias
+
+    def forward(self, x: SparseBatch) -> torch.Tensor:
+        return F.embedding_bag(x.columns, self.weight, x.offsets, mode="sum", per_sample_weights=x.values,
+                               sparse=True) + self.bias
+
+
 class SentimentNet(nn.Module):
+    """``input -> hidden[0] -> hidden[1] -> 1`` on :class:`SparseBatch` rows; outputs P(positive)."""
+
     def __init__(self, n_features: int, hidden_units, activation: str, init: str):
         super().__init__()
         first, second = hidden_units
         self.layers = nn.Sequential(
-            nn.Linear(n_features, first), ACTIVATIONS[activation](),
+            SparseLinear(n_features, first), ACTIVATIONS[activation](),
             nn.Linear(first, second), ACTIVATIONS[activation](),
             nn.Linear(second, 1), nn.Sigmoid(),
         )
@@ -47,39 +88,41 @@ class SentimentNet(nn.Module):
             for parameter in self.parameters():
                 nn.init.zeros_(parameter)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: SparseBatch) -> torch.Tensor:
         return self.layers(x).squeeze(1)
+
+    def linear_parameters(self) -> list[torch.Tensor]:
+        """Every weight and bias in ``nn.Linear``'s layout (the first weight transposed back),
+        in order: to compare with, or load into, a dense three-layer net."""
+        return [p.t() if isinstance(layer, SparseLinear) and p is layer.weight else p
+                for layer in self.layers for p in layer.parameters(recurse=False)]
 
 
 class SparseRows(Dataset):
     """Rows of a CSR matrix, indexed by a whole batch of row numbers at once."""
 
     def __init__(self, X: sp.csr_matrix, y: np.ndarray):
-        if not X.has_canonical_format:   # the scatter below writes each entry once
-            X = X.copy()
-            X.sum_duplicates()
-        # A copy: y may be a read-only view of a loaded .npz, which torch warns about.
-        self.X, self.y = X, torch.tensor(y, dtype=torch.float32)
+        self.n_rows = X.shape[0]
+        self.row_starts = X.indptr
+        # converted once, not per batch: embedding_bag wants int64 columns and float32 values
+        self.columns = X.indices.astype(np.int64)
+        self.values = X.data.astype(np.float32)
+        self.y = np.asarray(y, dtype=np.float32)
 
     def __len__(self) -> int:
-        return self.X.shape[0]
+        return self.n_rows
 
-    def __getitem__(self, rows):
-        """The rows, dense, scattered straight from the CSR arrays into torch's own memory.
-
-        scipy's ``X[rows].toarray()`` spent 0.3 ms a batch of 16 building a CSR
-        matrix first; and numpy's 16-byte aligned arrays made the first layer's
-        products about 30 % slower than torch's 64-byte aligned ones.
-        """
+    def __getitem__(self, rows) -> tuple[SparseBatch, torch.Tensor]:
+        """The rows' stored entries, cut straight from the CSR arrays (duplicates are summed by the layer)."""
         rows = np.asarray(rows)
-        starts = self.X.indptr[rows]
-        lengths = self.X.indptr[rows + 1] - starts
-        # positions in X.data of every stored entry of the chosen rows, row by row
-        row_of_entry = np.repeat(np.arange(len(rows)), lengths)
-        entries = np.arange(lengths.sum()) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-        dense = torch.zeros((len(rows), self.X.shape[1]), dtype=torch.float32)
-        dense.numpy()[row_of_entry, self.X.indices[entries]] = self.X.data[entries]
-        return dense, self.y[rows]
+        starts = self.row_starts[rows]
+        lengths = self.row_starts[rows + 1] - starts
+        offsets = np.cumsum(lengths) - lengths
+        # positions in the CSR arrays of every stored entry of the chosen rows, row by row
+        entries = np.arange(lengths.sum()) + np.repeat(starts - offsets, lengths)
+        batch = SparseBatch(torch.from_numpy(self.columns[entries]), torch.from_numpy(self.values[entries]),
+                            torch.from_numpy(offsets.astype(np.int64)))
+        return batch, torch.from_numpy(self.y[rows])
 
 
 def batches(X: sp.csr_matrix, y: np.ndarray, batch_size: int, *, shuffle: bool,
@@ -112,14 +155,17 @@ def bce(probabilities: np.ndarray, y: np.ndarray) -> float:
 
 def train_classifier(X_train: sp.csr_matrix, y_train: np.ndarray, X_test: sp.csr_matrix,
                      y_test: np.ndarray, config: ClassifierConfig, *, seed: int, device,
-                     desc: str = "imdb_train", log=print) -> TrainResult:
-    """SGD on BCE; stops at the first non-finite loss and marks the run diverged."""
+                     desc: str = "imdb_train", log=print, threads: int = 1) -> TrainResult:
+    """SGD on BCE; stops at the first non-finite loss and marks the run diverged.
+
+    ``threads``: torch's thread count. One by default: batches of 16 sparse rows
+    are too little work to share, the study trains several variants at once, and
+    one thread makes the numbers independent of the machine's core count.
+    """
     from nnlab.runtime import seed_torch
 
     seed_torch(seed)
-    # Batches of 16 are too small to share between threads: a second thread
-    # only adds synchronisation (several times slower on a busy 2-core machine).
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(seed)
     model = SentimentNet(X_train.shape[1], config.hidden_units, config.activation, config.init).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
