@@ -108,8 +108,8 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
     """SGD on shuffled mini-batches; after each epoch, record train loss and test loss/accuracy.
 
     ``threads``: torch's thread count. One by default: batches of 5 to 100 small
-    slices leave a second thread mostly waiting (it gains about a seventh on an
-    idle 2-core machine), two runs at once on two threads each were 2.5 times
+    slices leave a second thread mostly waiting (it gains 0 to 20 % on an idle
+    2-core machine), two runs at once on two threads each were 2.5 times
     slower than on one, and one thread fixes the order of the float sums, so
     the numbers do not depend on the machine's core count.
     """

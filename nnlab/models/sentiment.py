@@ -52,14 +52,15 @@ class SparseBatch(NamedTuple):
 class SparseLinear(nn.Module):
     """``nn.Linear`` on :class:`SparseBatch` rows: the same function and gradient, far less work.
 
-    A review's TF-IDF row sets a few dozen to a few hundred of its 5000 features,
-    so a dense product spends almost all its time multiplying zeros, and its
-    gradient makes SGD rewrite every weight at every step. Here the weight is
-    kept one row per input feature, ``(in_features, out_features)`` (the
-    transpose of ``nn.Linear.weight``): a batch sums the rows of the features it
-    uses, scaled by their values (``F.embedding_bag``), and its gradient is
-    sparse, so plain SGD updates only those rows. (Momentum or weight decay
-    would need a dense gradient; the report's plain SGD has neither.)
+    A cleaned review's TF-IDF row sets about 77 of its 5000 features (aclImdb;
+    32 in the synthetic reviews), so a dense product spends almost all its
+    time multiplying zeros, and its gradient makes SGD rewrite every weight at
+    every step. Here the weight is kept one row per input feature,
+    ``(in_features, out_features)`` (the transpose of ``nn.Linear.weight``): a
+    batch sums the rows of the features it uses, scaled by their values
+    (``F.embedding_bag``), and its gradient is sparse, so plain SGD updates
+    only those rows. (Momentum or weight decay would need a dense gradient;
+    the report's plain SGD has neither.)
     """
 
     def __init__(self, in_features: int, out_features: int):
