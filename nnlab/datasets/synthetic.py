@@ -2,14 +2,14 @@
 
 Each generator returns a :class:`Split` whose arrays are ready to save with
 :meth:`Split.arrays`. Splits are stratified so each class keeps its share.
+The generators import scikit-learn themselves: the stages that only
+:func:`load_split` then start about 2 s sooner.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.datasets import make_circles, make_moons
-from sklearn.model_selection import train_test_split
 
 
 @dataclass
@@ -44,6 +44,8 @@ def load_split(path) -> Split:
 
 
 def _split(X, y, test_fraction: float, seed: int) -> tuple:
+    from sklearn.model_selection import train_test_split
+
     return train_test_split(X, y, test_size=test_fraction, random_state=seed, stratify=y)
 
 
@@ -61,6 +63,8 @@ def gaussians(n_per_class: int, mean_pos, mean_neg, cov_pos, cov_neg,
 
 def moons(n_samples: int, noise: float, test_fraction: float, seed: int) -> Split:
     """sklearn's two interleaving half circles, labels 0/1."""
+    from sklearn.datasets import make_moons
+
     X, y = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
     X_train, X_test, y_train, y_test = _split(X, y.astype(np.int64), test_fraction, seed)
     return Split(X_train, y_train, X_test, y_test)
@@ -69,6 +73,8 @@ def moons(n_samples: int, noise: float, test_fraction: float, seed: int) -> Spli
 def circles(n_samples: int, noise: float, factor: float, test_fraction: float, seed: int,
             grid_extent: float, grid_step: float) -> Split:
     """Two concentric circles, labels 0/1, plus a dense grid for decision surfaces (report 004)."""
+    from sklearn.datasets import make_circles
+
     X, y = make_circles(n_samples=n_samples, noise=noise, factor=factor, random_state=seed)
     X_train, X_test, y_train, y_test = _split(X, y.astype(np.int64), test_fraction, seed)
     ticks = np.arange(-grid_extent, grid_extent + grid_step / 2, grid_step)
