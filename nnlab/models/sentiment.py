@@ -103,15 +103,14 @@ class SparseRows(Dataset):
     """Rows of a CSR matrix, indexed by a whole batch of row numbers at once."""
 
     def __init__(self, X: sp.csr_matrix, y: np.ndarray):
-        self.n_rows = X.shape[0]
-        self.row_starts = X.indptr
-        # converted once, not per batch: embedding_bag wants int64 columns and float32 values
-        self.columns = X.indices.astype(np.int64)
-        self.values = X.data.astype(np.float32)
+        # converted once, not per batch: embedding_bag wants int64 columns and offsets, float32 values
+        self.row_starts = X.indptr.astype(np.int64, copy=False)
+        self.columns = X.indices.astype(np.int64, copy=False)
+        self.values = X.data.astype(np.float32, copy=False)
         self.y = np.asarray(y, dtype=np.float32)
 
     def __len__(self) -> int:
-        return self.n_rows
+        return len(self.y)
 
     def __getitem__(self, rows) -> tuple[SparseBatch, torch.Tensor]:
         """The rows' stored entries, cut straight from the CSR arrays (duplicates are summed by the layer)."""
@@ -122,7 +121,7 @@ class SparseRows(Dataset):
         # positions in the CSR arrays of every stored entry of the chosen rows, row by row
         entries = np.arange(lengths.sum()) + np.repeat(starts - offsets, lengths)
         batch = SparseBatch(torch.from_numpy(self.columns[entries]), torch.from_numpy(self.values[entries]),
-                            torch.from_numpy(offsets.astype(np.int64)))
+                            torch.from_numpy(offsets))
         return batch, torch.from_numpy(self.y[rows])
 
 
