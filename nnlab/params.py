@@ -15,6 +15,8 @@ file, the dotted key and the offending value, e.g.
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -25,8 +27,26 @@ from nnlab.errors import ParamError
 _MISSING = object()
 
 
-def load_params(path: str | Path = "params.yaml") -> "Section":
-    """Read a params file and return its root as a :class:`Section`."""
+#: The top-level sections of params.yaml that some stage reads (tests hold this to dvc.yaml's
+#: `params:` lists). Any other section is a typo or a leftover, refused by every stage.
+SECTIONS = frozenset({
+    "train", "data", "generate", "preprocess",
+    "perceptron", "separation", "mlp_moons", "batch_study", "bce_moons", "tanh_mlp", "tanh_grid",
+    "mnist_normalize", "mnist_linear", "mnist_torch", "mnist_grid", "mnist_train_size",
+    "imdb_train", "imdb_study",
+    "mri_normalize", "mri_simple_nn1", "mri_simple_nn2", "mri_cnn1", "mri_cnn_improved",
+    "mri_lr_study", "mri_batch_study",
+})
+#: `train.device`: auto (CUDA when torch sees one), cpu, cuda, or cuda:N for the N-th GPU.
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def load_params(path: str | Path = "params.yaml", *, sections: frozenset[str] | None = SECTIONS) -> "Section":
+    """Read a params file and return its root as a :class:`Section`.
+
+    Every stage refuses a top-level section outside ``sections`` (None: no check) and
+    any bad key or value in the shared ``train`` section, whichever parts it reads.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -42,7 +62,13 @@ def load_params(path: str | Path = "params.yaml") -> "Section":
         raise ParamError(f"{path}: not valid YAML{line}") from None
     if not isinstance(data, dict):
         raise ParamError(f"{path}: expected a mapping of sections at the top level")
-    return Section(data, file=str(path), prefix="")
+    unknown = [name for name in data if sections is not None and name not in sections]
+    if unknown:
+        raise ParamError(f"{path}: unknown section {unknown[0]} (sections: {', '.join(sorted(sections))})")
+    root = Section(data, file=str(path), prefix="")
+    if "train" in data:
+        train_settings(root)
+    return root
 
 
 class Section:
@@ -226,6 +252,27 @@ def _check_range(section: Section, key: str, value, lo, hi) -> None:
         raise section.fail(key, value, f"must be <= {hi}")
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """The shared ``train`` section."""
+
+    lr: float
+    seed: int
+    device: str
+
+
+def train_settings(params: Section) -> TrainSettings:
+    """The whole ``train`` section, every key checked (a typo such as ``lrr`` is refused)."""
+    train = params.section("train")
+    device = train.str("device")
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise train.fail("device", device, "must be auto, cpu, cuda or cuda:N")
+    settings = TrainSettings(lr=train.float("lr", positive=True),
+                             seed=train.int("seed", min=0, max=2**32 - 1), device=device)
+    train.check_all_used()
+    return settings
+
+
 def learning_rate(params: Section, model: Section) -> float:
     """The model's own ``lr`` when set (not null), else the shared ``train.lr``.
 
@@ -234,9 +281,9 @@ def learning_rate(params: Section, model: Section) -> float:
     """
     if model.optional_float("lr", positive=True) is not None:
         return model.float("lr", positive=True)
-    return params.section("train").float("lr", positive=True)
+    return train_settings(params).lr
 
 
 def seed(params: Section) -> int:
     """The shared ``train.seed``."""
-    return params.section("train").int("seed", min=0, max=2**32 - 1)
+    return train_settings(params).seed

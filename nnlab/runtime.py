@@ -30,15 +30,22 @@ def seed_torch(seed: int) -> None:
 
 
 def torch_device(name: str):
-    """``auto`` picks CUDA when torch sees a GPU, else the CPU."""
+    """``auto`` picks CUDA when torch sees a GPU, else the CPU; ``cuda:N`` pins the N-th GPU."""
     import torch
 
     from nnlab.errors import ParamError
+    from nnlab.params import DEVICE_PATTERN
 
+    if not DEVICE_PATTERN.fullmatch(name):
+        raise ParamError(f"train.device = {name!r}: must be auto, cpu, cuda or cuda:N")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ParamError("train.device = 'cuda': torch sees no CUDA device here (use auto or cpu)")
-    if name not in ("cpu", "cuda"):
-        raise ParamError(f"train.device = {name!r}: must be one of auto, cpu, cuda")
-    return torch.device(name)
+    if name == "cpu":
+        return torch.device(name)
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ParamError(f"train.device = {name!r}: torch sees no CUDA device here (use auto or cpu)")
+    device = torch.device(name)
+    if device.index is not None and device.index >= count:
+        raise ParamError(f"train.device = {name!r}: torch sees {count} CUDA device(s), numbered from 0")
+    return device

@@ -18,10 +18,11 @@ from nnlab.cli import run, stage_parser
 from nnlab.datasets import imdb
 from nnlab.io import StageOutputs
 from nnlab.models.sentiment import ACTIVATIONS, INITS, ClassifierConfig, run_metrics, train_classifier
-from nnlab.params import Section, load_params, seed
+from nnlab.params import Section, load_params, seed, train_settings
 from nnlab.runtime import torch_device
-from stages.imdb_train import FEATURES, classifier_config
+from nnlab.stage_config import classifier_config
 
+FEATURES = "data/imdb/tfidf"
 PLOTS = "plots/imdb_study"
 
 
@@ -62,7 +63,7 @@ def main(argv=None) -> None:
     variants = {name: variant(base, variants_cfg.section(name)) for name in variants_cfg.keys()}
     variants_cfg.check_all_used()
     cfg.check_all_used()
-    device = torch_device(params.section("train").str("device"))
+    device = torch_device(train_settings(params).device)
     run_seed = seed(params)
 
     data = imdb.load_features(FEATURES)

@@ -13,24 +13,13 @@ from nnlab.cli import run, stage_parser
 from nnlab.datasets import imdb
 from nnlab.io import StageOutputs
 from nnlab.metrics import confusion_records
-from nnlab.models.sentiment import ACTIVATIONS, INITS, ClassifierConfig, run_metrics, train_classifier
-from nnlab.params import Section, learning_rate, load_params, seed
+from nnlab.models.sentiment import run_metrics, train_classifier
+from nnlab.params import load_params, seed, train_settings
 from nnlab.runtime import torch_device
+from nnlab.stage_config import classifier_config
 
 FEATURES = "data/imdb/tfidf"
 PLOTS = "plots/imdb_train"
-
-
-def classifier_config(params: Section, cfg: Section) -> ClassifierConfig:
-    hidden = cfg.int_list("hidden_units")
-    if len(hidden) != 2:
-        raise cfg.fail("hidden_units", hidden, "three FC layers take exactly two hidden sizes, e.g. \"64,32\"")
-    return ClassifierConfig(
-        hidden_units=tuple(hidden), activation=cfg.str("activation", choices=ACTIVATIONS),
-        init=cfg.str("init", choices=INITS), lr=learning_rate(params, cfg),
-        batch_size=cfg.int("batch_size", min=1), epochs=cfg.int("epochs", min=1),
-        log_every=cfg.int("log_every", min=1),
-    )
 
 
 def main(argv=None) -> None:
@@ -39,7 +28,7 @@ def main(argv=None) -> None:
     cfg = params.section("imdb_train")
     config = classifier_config(params, cfg)
     cfg.check_all_used()
-    device = torch_device(params.section("train").str("device"))
+    device = torch_device(train_settings(params).device)
 
     X_train, y_train, X_test, y_test = imdb.load_features(FEATURES)
     result = train_classifier(X_train, y_train, X_test, y_test, config, seed=seed(params), device=device)

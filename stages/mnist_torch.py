@@ -17,7 +17,7 @@ from nnlab.datasets import mnist
 from nnlab.errors import DataError
 from nnlab.io import StageOutputs
 from nnlab.models import linear
-from nnlab.params import load_params, seed
+from nnlab.params import load_params, seed, train_settings
 from nnlab.runtime import numpy_rng, seed_torch, torch_device
 
 INPUT = "data/mnist/normalized.npz"
@@ -48,7 +48,7 @@ def main(argv=None) -> None:
     settings = linear.sgd_settings(params, cfg)
     bias = cfg.bool("bias")
     cfg.check_all_used()
-    device = torch_device(params.section("train").str("device"))
+    device = torch_device(train_settings(params).device)
     data = mnist.load_normalized(INPUT)
     hand_written = read_hand_written()
     seed_torch(seed(params))

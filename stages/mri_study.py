@@ -19,7 +19,7 @@ from nnlab.cli import run, stage_parser
 from nnlab.datasets import mri
 from nnlab.io import StageOutputs
 from nnlab.models import mri_nets
-from nnlab.params import learning_rate, load_params, seed
+from nnlab.params import learning_rate, load_params, seed, train_settings
 from nnlab.runtime import torch_device
 from nnlab.torch_train import CLASS_WEIGHTS
 
@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     model = cfg.str("model", choices=sorted(mri_nets.MODELS))
     settings = run_settings(args.study, params, cfg)
     cfg.check_all_used()
-    device = torch_device(params.section("train").str("device"))
+    device = torch_device(train_settings(params).device)
     # Parameters are checked before the data are read, so a typo is never reported as missing data.
     train, test, info = mri.normalized_datasets(DATA_DIR)
     largest = max(options["batch_size"] for options in settings.values())

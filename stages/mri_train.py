@@ -18,7 +18,7 @@ from nnlab.cli import run, stage_parser
 from nnlab.datasets import mri
 from nnlab.io import StageOutputs
 from nnlab.models import mri_nets
-from nnlab.params import learning_rate, load_params, seed
+from nnlab.params import learning_rate, load_params, seed, train_settings
 from nnlab.runtime import torch_device
 from nnlab.torch_train import CLASS_WEIGHTS
 
@@ -37,7 +37,7 @@ def main(argv=None) -> None:
                    class_weight=cfg.str("class_weight", choices=CLASS_WEIGHTS),
                    max_loss=cfg.float("max_loss", positive=True))
     cfg.check_all_used()
-    device = torch_device(params.section("train").str("device"))
+    device = torch_device(train_settings(params).device)
     # Parameters are checked before the data are read, so a typo is never reported as missing data.
     train, test, info = mri.normalized_datasets(DATA_DIR)
     cfg.batch_size("batch_size", len(train), allow_full=False)

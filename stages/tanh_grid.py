@@ -15,12 +15,13 @@ import numpy as np
 
 from nnlab import plotting
 from nnlab.cli import run, stage_parser
+from nnlab.datasets.synthetic import load_circles
 from nnlab.io import StageOutputs
 from nnlab.models import tanh_mlp
 from nnlab.params import load_params, seed
 from nnlab.runtime import seed_torch
-from stages.tanh_mlp import INPUT, load_circles
 
+INPUT = "data/generated/circles.npz"
 NAME = "tanh_grid"
 
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import sys
 
-
 from nnlab import plotting
 from nnlab.cli import run, stage_parser
-from nnlab.datasets.synthetic import load_split
-from nnlab.errors import DataError
+from nnlab.datasets.synthetic import load_circles
 from nnlab.io import StageOutputs
 from nnlab.models import tanh_mlp
 from nnlab.params import learning_rate, load_params, seed
@@ -25,14 +23,6 @@ from nnlab.runtime import seed_torch
 
 INPUT = "data/generated/circles.npz"
 NAME = "tanh_mlp"
-
-
-def load_circles(path: str):
-    """The circles split and its ``(grid_x, grid_y)`` mesh."""
-    split = load_split(path)
-    if not {"grid_x", "grid_y"} <= split.extra.keys():
-        raise DataError(f"{path}: missing the grid_x/grid_y mesh (rerun `dvc repro generate`)")
-    return split, (split.extra["grid_x"], split.extra["grid_y"])
 
 
 def main(argv=None) -> None:

@@ -2,7 +2,12 @@
 import pytest
 
 from nnlab.errors import ParamError
-from nnlab.params import Section, learning_rate, load_params
+import re
+
+import yaml
+
+from conftest import ROOT
+from nnlab.params import SECTIONS, Section, learning_rate, load_params
 
 
 def section(**data) -> Section:
@@ -52,8 +57,8 @@ def test_choices_and_unknown_keys():
 
 def test_learning_rate_precedence(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text("train: {lr: 0.01, seed: 1}\na: {lr: null}\nb: {lr: 0.5}\nc: {}\n")
-    params = load_params(path)
+    path.write_text("train: {lr: 0.01, seed: 1, device: cpu}\na: {lr: null}\nb: {lr: 0.5}\nc: {}\n")
+    params = load_params(path, sections=None)
     assert learning_rate(params, params.section("a")) == 0.01
     assert learning_rate(params, params.section("b")) == 0.5
     assert learning_rate(params, params.section("c")) == 0.01
@@ -73,3 +78,47 @@ def test_matrix_shape_is_checked():
     for bad in ([[1, 0]], [[1, "x"], [0, 1]], [[1, True], [0, 1]], "identity"):
         with pytest.raises(ParamError, match="model.cov"):
             section(cov=bad).float_matrix("cov", 2, 2)
+
+
+def write_params(tmp_path, **changes):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = params
+        for parent in parents:
+            node = node[parent]
+        node[key] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("train.lrr", 0.1, "params.yaml: unknown key train.lrr (this section takes: device, lr, seed)"),
+    ("train.lr", "abc", "params.yaml: train.lr = 'abc': must be a number"),
+    ("train.seed", -1, "params.yaml: train.seed = -1: must be >= 0"),
+    ("train.device", "gpu", "params.yaml: train.device = 'gpu': must be auto, cpu, cuda or cuda:N"),
+    ("mlp_mons", {"steps": 1}, "params.yaml: unknown section mlp_mons (sections: batch_study,"),
+])
+def test_every_stage_refuses_a_bad_train_key_or_an_unknown_section(tmp_path, key, value, message):
+    with pytest.raises(ParamError) as err:
+        load_params(write_params(tmp_path, **{key: value}))
+    assert str(err.value).startswith(str(tmp_path / message.split(": ", 1)[0]) + ": " + message.split(": ", 1)[1])
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:3"])
+def test_devices_accepted_by_params(tmp_path, device):
+    load_params(write_params(tmp_path, **{"train.device": device}))
+
+
+def test_known_sections_are_those_dvc_yaml_reads():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    read = set()
+    for spec in stages.values():
+        items = spec.get("foreach", [None])
+        for entry in spec.get("do", spec).get("params", []):
+            for item in items:
+                name = next(iter(entry)) if isinstance(entry, dict) else entry
+                read.add(re.sub(r"\$\{item\}", str(item), name).split(".")[0])
+    assert SECTIONS == read
+    assert set(yaml.safe_load((ROOT / "params.yaml").read_text())) == SECTIONS

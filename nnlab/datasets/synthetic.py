@@ -43,6 +43,16 @@ def load_split(path) -> Split:
     return Split(**core, extra=arrays)
 
 
+def load_circles(path) -> tuple[Split, tuple[np.ndarray, np.ndarray]]:
+    """The circles split and its ``(grid_x, grid_y)`` mesh for decision surfaces."""
+    from nnlab.errors import DataError
+
+    split = load_split(path)
+    if not {"grid_x", "grid_y"} <= split.extra.keys():
+        raise DataError(f"{path}: missing the grid_x/grid_y mesh (rerun `dvc repro generate`)")
+    return split, (split.extra["grid_x"], split.extra["grid_y"])
+
+
 def _split(X, y, test_fraction: float, seed: int) -> tuple:
     from sklearn.model_selection import train_test_split
 

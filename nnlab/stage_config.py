@@ -1,0 +1,24 @@
+"""Params sections turned into the library's config objects, where several stages read the same section.
+
+Only stages call these (the library itself takes plain values and config
+objects, never a params :class:`~nnlab.params.Section`). Each function reads
+its keys through the typed getters, so a stage still ends with
+``check_all_used()`` on the section.
+"""
+from __future__ import annotations
+
+from nnlab.models.sentiment import ACTIVATIONS, INITS, ClassifierConfig
+from nnlab.params import Section, learning_rate
+
+
+def classifier_config(params: Section, cfg: Section) -> ClassifierConfig:
+    """The IMDB classifier of section ``cfg`` (``imdb_train``), its lr falling back to ``train.lr``."""
+    hidden = cfg.int_list("hidden_units")
+    if len(hidden) != 2:
+        raise cfg.fail("hidden_units", hidden, "three FC layers take exactly two hidden sizes, e.g. \"64,32\"")
+    return ClassifierConfig(
+        hidden_units=tuple(hidden), activation=cfg.str("activation", choices=ACTIVATIONS),
+        init=cfg.str("init", choices=INITS), lr=learning_rate(params, cfg),
+        batch_size=cfg.int("batch_size", min=1), epochs=cfg.int("epochs", min=1),
+        log_every=cfg.int("log_every", min=1),
+    )
