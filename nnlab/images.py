@@ -16,7 +16,6 @@ Peak memory is then a few chunks plus the pages of the uint8 input.
 """
 from __future__ import annotations
 
-import resource
 from pathlib import Path
 from typing import BinaryIO
 
@@ -63,8 +62,3 @@ def write_standardized(images: np.ndarray, scaler, channels: int, chunk_size: in
         _write_npy_header(handle, (n, channels, height, width))
         for start in tqdm(range(0, n, chunk_size), desc=desc, unit="chunk", disable=None):
             standardize_chunk(images[start:start + chunk_size], scaler, channels).tofile(handle)
-
-
-def peak_memory_mib() -> float:
-    """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

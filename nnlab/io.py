@@ -14,6 +14,9 @@ the previous outputs, if any, are left as they were.
 
 JSON is written with ``allow_nan=False`` after :func:`to_jsonable` has
 turned NaN and infinities into ``null``, so a metrics file is always valid JSON.
+Floats are written to :data:`SIGNIFICANT_DIGITS` significant digits, as CSV
+cells are: the last bits of a float32 sum depend on the CPU's kernels, and they
+should not show up as changes in `dvc metrics diff` or in git.
 """
 from __future__ import annotations
 
@@ -27,6 +30,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+#: Significant digits of every float in JSON and CSV outputs.
+SIGNIFICANT_DIGITS = 6
 
 
 def _umask() -> int:
@@ -66,7 +72,7 @@ def to_jsonable(obj: Any) -> Any:
         return int(obj)
     if isinstance(obj, (float, np.floating)):
         value = float(obj)
-        return value if math.isfinite(value) else None
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(value) else None
     if isinstance(obj, Path):
         return str(obj)
     return obj
@@ -81,7 +87,7 @@ def _csv_text(rows: Any) -> str:
 
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     # Empty cells, not "nan", for values a diverged run never reached.
-    return frame.to_csv(index=False, float_format="%.6g", na_rep="")
+    return frame.to_csv(index=False, float_format=f"%.{SIGNIFICANT_DIGITS}g", na_rep="")
 
 
 class StageOutputs:

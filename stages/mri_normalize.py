@@ -4,12 +4,11 @@ Reads data/mri/raw/ and params `mri_normalize`. Writes
 data/mri/normalized/{train,test}_x.npy (float32, N x channels x H x W, for
 `np.load(mmap_mode="r")`), {train,test}_y.npy, scaler.npz (per-pixel mean and
 scale) and info.json; plots/mri_normalize/sample.png (one standardised slice,
-cividis as in the report) and plots/mri_normalize/resources.csv (peak memory
-and seconds: they vary run to run, so they are not metrics).
+cividis as in the report) and plots/mri_normalize/resources.csv (the sizes of
+the normalised arrays; wall time and peak memory go to the run log of
+nnlab.cli, since they change from run to run).
 """
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
@@ -45,7 +44,6 @@ def main(argv=None) -> None:
     sample_index = cfg.int("sample_index", min=0)
     cfg.check_all_used()
 
-    started = time.perf_counter()
     info = mri.read_info(RAW_DIR)
     raw = mri.open_arrays(RAW_DIR, ("train_images", "train_labels", "test_images", "test_labels"))
     if sample_index >= len(raw["train_labels"]):
@@ -66,15 +64,11 @@ def main(argv=None) -> None:
         label = info["class_names"][int(raw["train_labels"][sample_index])]
         out.figure(f"{PLOT_DIR}/sample.png",
                    sample_figure(sample, label, f"train slice {sample_index}, standardised: {info['description']}"))
-        seconds = time.perf_counter() - started
-        peak = images.peak_memory_mib()
         n_train, n_test = len(raw["train_labels"]), len(raw["test_labels"])
         out.csv(f"{PLOT_DIR}/resources.csv", [{
             "n_train": n_train, "n_test": n_test, "channels": channels, "height": height, "width": width,
-            "chunk_size": chunk_size, "output_mib": (n_train + n_test) * channels * height * width * 4 / 2**20,
-            "peak_rss_mib": peak, "seconds": seconds}])
-    print(f"mri_normalize: {n_train}+{n_test} slices x {channels}x{height}x{width} float32; "
-          f"peak memory {peak:.0f} MiB, {seconds:.1f} s")
+            "chunk_size": chunk_size, "output_mib": (n_train + n_test) * channels * height * width * 4 / 2**20}])
+    print(f"mri_normalize: {n_train}+{n_test} slices x {channels}x{height}x{width} float32")
 
 
 if __name__ == "__main__":

@@ -61,3 +61,33 @@ def run_stage(stage: str, params: dict, cwd: Path) -> subprocess.CompletedProces
         [sys.executable, "-m", f"stages.{stage}", "--params", str(params_file)],
         cwd=cwd, env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
     )
+
+
+def uses_baseline(item) -> bool:
+    return "baseline" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests on the shared tiny-params pipeline (tests/pipeline_repo.py) run last, and its
+    `dvc repro` starts now in the background, so the unit tests run while it builds.
+
+    Every pytest-xdist worker collects the same items and sorts them the same way; the
+    first to get here starts the build (an exclusive create decides which).
+    """
+    items.sort(key=uses_baseline)
+    if not any(map(uses_baseline, items)) or config.getoption("collectonly"):
+        return
+    from pipeline_repo import shared_directory
+
+    shared = shared_directory(config._tmp_path_factory)
+    try:
+        with open(shared / "nnlab-baseline.started", "x"):
+            pass
+    except FileExistsError:
+        return
+    log = open(shared / "nnlab-baseline.log", "w")
+    builder = subprocess.Popen([sys.executable, str(ROOT / "tests" / "pipeline_repo.py"), str(shared)],
+                               cwd=ROOT, env=venv_env(), stdout=log, stderr=subprocess.STDOUT)
+    # Waited for, not killed, at the end: the other worker may still be about to use it. Ctrl-C
+    # reaches it with the rest of the terminal's process group.
+    config.add_cleanup(builder.wait)

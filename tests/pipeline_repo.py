@@ -3,7 +3,9 @@ parameters, shared by the end-to-end, sharing, queue and plots tests.
 
 Test modules load it with ``pytest_plugins = ["pipeline_repo"]``, which makes
 its session fixture global, so the tiny ``dvc repro`` runs once per test run,
-with or without pytest-xdist. Tests run DVC in git clones of the baseline
+with or without pytest-xdist. tests/conftest.py starts that build in the
+background as soon as the tests are collected, and runs the tests that need it
+last, so that the unit tests run while it builds. Tests run DVC in git clones of the baseline
 (:func:`clone_workspace`), so it stays as committed and no two processes lock
 the same DVC repository.
 """
@@ -125,17 +127,14 @@ def build_baseline(repo: Path) -> None:
     sh("git", "commit", "-qm", "baseline", cwd=repo)
 
 
-@pytest.fixture(scope="session")
-def baseline(tmp_path_factory) -> Baseline:
-    """A copy of the repository on tiny parameters after ``dvc repro``, committed as "baseline".
+def shared_directory(tmp_path_factory) -> Path:
+    """The temporary directory every pytest-xdist worker of this run shares."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
-    Under pytest-xdist each worker has its own session: the first to get here
-    builds the repository in the directory the workers share, the others wait
-    for it and reuse it. Tests only read it and ``git clone`` it.
-    """
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent
+
+def ensure_baseline(shared: Path) -> Path:
+    """Build the baseline in ``shared`` unless a process before this one did; waits for one building it."""
     root = shared / "nnlab-baseline"
     with open(shared / "nnlab-baseline.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -143,4 +142,23 @@ def baseline(tmp_path_factory) -> Baseline:
             shutil.rmtree(root, ignore_errors=True)
             build_baseline(root / "repo")
             (root / "complete").touch()
-    return Baseline(root / "repo")
+    return root / "repo"
+
+
+@pytest.fixture(scope="session")
+def baseline(tmp_path_factory) -> Baseline:
+    """A copy of the repository on tiny parameters after ``dvc repro``, committed as "baseline".
+
+    Under pytest-xdist each worker has its own session: the first process to
+    get here (or the background build that conftest.py starts) builds the
+    repository in the directory the workers share; the others wait for it and
+    reuse it. Tests only read it and ``git clone`` it. A failed background
+    build is redone here, so that its error is reported by the test.
+    """
+    return Baseline(ensure_baseline(shared_directory(tmp_path_factory)))
+
+
+if __name__ == "__main__":  # the background build: python tests/pipeline_repo.py SHARED_DIRECTORY
+    import sys
+
+    ensure_baseline(Path(sys.argv[1]))

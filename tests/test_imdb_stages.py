@@ -1,32 +1,28 @@
-"""A small end-to-end run of the IMDB stages on tiny synthetic params, and a bad input
-refused in one line by the imdb_data stage."""
+"""The IMDB stages end to end on tiny synthetic params (the shared baseline of
+tests/pipeline_repo.py), and a bad input refused in one line by the imdb_data stage."""
 from __future__ import annotations
 
 import json
 
-
 from conftest import deep_merge, run_stage, tiny_params
 
+pytest_plugins = ["pipeline_repo"]
 
 
 def imdb_params(**overrides) -> dict:
     return deep_merge(tiny_params(), overrides)
 
 
-def test_stages_end_to_end(tmp_path):
-    params = imdb_params()
-
-    for stage in ("imdb_data", "imdb_preprocess", "imdb_train"):
-        result = run_stage(stage, params, tmp_path)
-        assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "metrics/imdb_data.json").read_text())["source"] == "synthetic"
-    preprocess = json.loads((tmp_path / "metrics/preprocess.json").read_text())
+def test_stages_end_to_end(baseline):
+    repo = baseline.path
+    assert json.loads((repo / "metrics/imdb_data.json").read_text())["source"] == "synthetic"
+    preprocess = json.loads((repo / "metrics/preprocess.json").read_text())
     assert preprocess["features"]["in_unit_interval"] and preprocess["train"]["reviews"] == 160
-    samples = json.loads((tmp_path / "plots/preprocess/samples.json").read_text())
+    samples = json.loads((repo / "plots/preprocess/samples.json").read_text())
     assert set(samples) == {"positive", "negative"} and "<br />" not in samples["positive"]["cleaned"]
-    train = json.loads((tmp_path / "metrics/imdb_train.json").read_text())
+    train = json.loads((repo / "metrics/imdb_train.json").read_text())
     assert set(train["test"]) >= {"accuracy", "precision", "recall", "f1", "confusion_matrix"}
-    confusion = json.loads((tmp_path / "plots/imdb_train/confusion.json").read_text())
+    confusion = json.loads((repo / "plots/imdb_train/confusion.json").read_text())
     assert len(confusion) == 40 and set(confusion[0]) == {"actual", "predicted"}
 
 

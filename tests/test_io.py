@@ -47,6 +47,13 @@ def test_json_is_deterministic():
     assert dumps_json({"a": [0.1, 2]}) == dumps_json({"a": [0.1, 2]})
 
 
+def test_floats_are_written_to_six_significant_digits():
+    # Two float32 sums of one loss in different orders (as two CPUs' kernels give) write the same figure.
+    assert dumps_json({"loss": 0.020530974022112788}) == dumps_json({"loss": 0.020530950124375523})
+    assert json.loads(dumps_json({"a": 1234567.0, "b": 1e-8, "c": np.float32(0.1)})) == {
+        "a": 1234570.0, "b": 1e-8, "c": 0.1}
+
+
 def test_outputs_get_ordinary_permissions(tmp_path):
     with StageOutputs() as out:
         out.json(tmp_path / "m.json", {})

@@ -1,22 +1,14 @@
-"""The MRI stages end to end on tiny params (tests/tiny_params.yaml), plus a broken folder refused cleanly."""
+"""The MRI stages end to end on tiny params (the shared baseline of tests/pipeline_repo.py),
+plus a broken folder refused cleanly."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
-import yaml
 
-from conftest import ROOT, run_stage, tiny_params as all_tiny_params, venv_env
+from conftest import run_stage, tiny_params
 
-STAGES = [("mri_data",), ("mri_normalize",), ("mri_train", "--model", "simple_nn2"), ("mri_study", "--study", "lr")]
-
-
-def tiny_params() -> dict:
-    params = all_tiny_params()
-    params["mri_lr_study"]["lrs"] = [0.01, 10000.0]   # one that learns, one that blows up
-    return params
+pytest_plugins = ["pipeline_repo"]
 
 
 def strict_json(path):
@@ -25,40 +17,22 @@ def strict_json(path):
     return json.loads(path.read_text(), parse_constant=reject)
 
 
-def run_ok(stage: str, params: dict, cwd, *extra: str) -> subprocess.CompletedProcess:
-    """conftest.run_stage with extra arguments (--model, --study); must succeed."""
-    params_file = cwd / "params.test.yaml"
-    params_file.write_text(yaml.safe_dump(params))
-    result = subprocess.run([sys.executable, "-m", f"stages.{stage}", "--params", str(params_file), *extra],
-                            cwd=cwd, env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def test_stages_end_to_end(tmp_path):
-    """One test, so that pytest-xdist runs the stages once rather than once per worker."""
-    workdir = tmp_path
-    for stage, *extra in STAGES:
-        run_ok(stage, tiny_params(), workdir, *extra)
-    normalized = np.load(workdir / "data/mri/normalized/train_x.npy", mmap_mode="r")
+def test_stages_end_to_end(baseline):
+    """What the baseline's `dvc repro` wrote (a forced rerun gives the same bytes: tests/test_faults.py)."""
+    repo = baseline.path
+    normalized = np.load(repo / "data/mri/normalized/train_x.npy", mmap_mode="r")
     assert normalized.shape == (120, 3, 40, 36) and normalized.dtype == np.float32
-    assert json.loads((workdir / "data/mri/normalized/info.json").read_text())["source"] == "synthetic"
-    assert (workdir / "plots/mri_normalize/sample.png").stat().st_size > 0
-    metrics = strict_json(workdir / "metrics/mri_simple_nn2.json")
+    assert json.loads((repo / "data/mri/normalized/info.json").read_text())["source"] == "synthetic"
+    assert (repo / "plots/mri_normalize/sample.png").stat().st_size > 0
+    metrics = strict_json(repo / "metrics/mri_simple_nn2.json")
     assert set(metrics["test"]) == {"loss", "accuracy", "macro_f1", "recall", "confusion_matrix"}
-    confusion = json.loads((workdir / "plots/mri_simple_nn2/confusion_test.json").read_text())
+    confusion = json.loads((repo / "plots/mri_simple_nn2/confusion_test.json").read_text())
     assert len(confusion) == 40 and set(confusion[0]) == {"actual", "predicted"}
 
-    # A diverged run is marked, with null values, in valid JSON.
-    runs = strict_json(workdir / "metrics/mri_lr_study.json")["runs"]
+    # A diverged run is marked, with null values, in valid JSON (tests/tiny_params.yaml: lrs 0.01 and 10000).
+    runs = strict_json(repo / "metrics/mri_lr_study.json")["runs"]
     assert runs["lr=0.01"]["diverged"] is False and runs["lr=0.01"]["test"]["accuracy"] is not None
     assert runs["lr=10000"]["diverged"] is True and runs["lr=10000"]["test"]["accuracy"] is None
-
-    # Same params, byte-identical metrics.
-    before = (workdir / "metrics/mri_simple_nn2.json").read_bytes()
-    run_ok("mri_train", tiny_params(), workdir, "--model", "simple_nn2")
-    assert (workdir / "metrics/mri_simple_nn2.json").read_bytes() == before
 
 
 def test_broken_folder_is_refused_with_the_file_named(tmp_path):

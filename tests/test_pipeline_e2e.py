@@ -1,5 +1,6 @@
 """The whole pipeline in a throw-away copy of the repository, on tiny parameters:
-`dvc repro`, a no-op second `dvc repro`, then `dvc exp run -S train.lr=0.1`
+`dvc repro`, a no-op second `dvc repro`; `train.lr` and an edit of shared code
+reach every stage that uses them (`dvc status`); `dvc exp run -S train.lr=0.1`
 and `dvc metrics diff`, as a user would; and a small grid through DVC's queue,
 `dvc exp run --queue -S train.lr=0.1,0.01` then `dvc exp run --run-all -j 2`
 (which is `dvc queue start -j 2` and waiting for both), read back with
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 pytest.register_assert_rewrite("pipeline_repo")
 from pipeline_repo import (  # noqa: E402
@@ -31,9 +33,41 @@ def test_repro_then_nothing_to_do(baseline, tmp_path):
     sh("dvc", "plots", "show", "--json", cwd=repo)
 
 
-def test_experiment_changes_metrics(baseline, tmp_path):
+def changed_stages(repo) -> set[str]:
+    return set(json.loads(sh("dvc", "status", "--json", cwd=repo)))
+
+
+def stages_reading(repo, key: str) -> set[str]:
+    """The stages (``name@item`` for foreach ones) whose dvc.yaml `params` include ``key`` or its section."""
+    names = set()
+    for name, spec in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].items():
+        params = [p for p in spec.get("do", spec).get("params", []) if isinstance(p, str)]
+        if key in params or key.split(".")[0] in params:
+            names |= {f"{name}@{item}" for item in spec["foreach"]} if "foreach" in spec else {name}
+    return names
+
+
+def test_train_lr_and_shared_code_reach_every_stage_that_uses_them(baseline, tmp_path):
+    """Nothing is run: `dvc status` lists what a change would rerun."""
     repo = clone_workspace(baseline.path, tmp_path / "workspace")
-    sh("dvc", "exp", "run", "-S", "train.lr=0.1", cwd=repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["lr"] = 0.1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    expected = stages_reading(repo, "train.lr")
+    assert {"mlp_moons", "imdb_train", "mri_model@cnn_improved"} <= expected
+    assert changed_stages(repo) == expected
+
+    sh("git", "checkout", "params.yaml", cwd=repo)
+    with open(repo / "nnlab" / "metrics.py", "a") as module:
+        module.write("# an edit\n")
+    mri_training = {f"mri_model@{name}" for name in ("simple_nn1", "simple_nn2", "cnn1", "cnn_improved")}
+    assert mri_training <= changed_stages(repo)
+
+
+def test_experiment_changes_metrics(baseline, tmp_path):
+    """The README's `dvc exp run -S train.lr=0.1`, on one stage: the test above shows which stages it reaches."""
+    repo = clone_workspace(baseline.path, tmp_path / "workspace")
+    sh("dvc", "exp", "run", "-S", "train.lr=0.1", training_stage(repo), cwd=repo)
     diff = json.loads(sh("dvc", "metrics", "diff", "--json", cwd=repo))
     changed = {path for path, values in diff.items() if any(v.get("diff") for v in values.values())}
     assert changed, f"train.lr=0.1 changed no metric: {diff}"

@@ -4,6 +4,7 @@ PNG plot is on the page."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -19,7 +20,8 @@ from nnlab.plots_page import PlotsPageError, html_template, write_page  # noqa: 
 
 pytest_plugins = ["pipeline_repo"]
 
-CHROMIUM = shutil.which("chromium")
+# Debian's full browser or its headless shell (what .ci/run installs).
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-headless-shell")
 VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
 
@@ -109,11 +111,21 @@ def test_no_plots_is_one_clear_error(tmp_path):
         write_page(tmp_path / "out", [], repo=tmp_path)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def chromium() -> str:
+    """The browser; under CI (which installs it, see .ci/run) its absence is a failure, not a skip."""
+    if CHROMIUM is None:
+        message = "chromium is not installed (apt-get install chromium-headless-shell)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
 def test_every_chart_draws_offline_in_chromium(plots, tmp_path):
+    browser = chromium()
     page, kinds = plots
     result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path}",
          "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120,
