@@ -62,3 +62,31 @@ def write_standardized(images: np.ndarray, scaler, channels: int, chunk_size: in
         _write_npy_header(handle, (n, channels, height, width))
         for start in tqdm(range(0, n, chunk_size), desc=desc, unit="chunk", disable=None):
             standardize_chunk(images[start:start + chunk_size], scaler, channels).tofile(handle)
+
+
+SCALER_KIND = "mri_scaler"
+
+
+def save_pixel_scaler(directory: Path, scaler, *, height: int, width: int, channels: int,
+                      class_names: list[str], source: str) -> None:
+    """The fitted scaler and the slice format it expects, for new slices (``nnlab.predict``)."""
+    from nnlab import artifacts
+
+    artifacts.save_arrays(directory, {"mean": scaler.mean_, "scale": scaler.scale_, "var": scaler.var_})
+    artifacts.write_spec(directory, SCALER_KIND, height=height, width=width, channels=channels,
+                         class_names=class_names, source=source)
+
+
+def load_pixel_scaler(directory: str | Path) -> tuple[object, dict]:
+    """The scaler :func:`save_pixel_scaler` wrote, rebuilt so that :func:`standardize_chunk`
+    gives the very numbers the pipeline's arrays hold, and its spec."""
+    from sklearn.preprocessing import StandardScaler
+
+    from nnlab import artifacts
+
+    spec = artifacts.read_spec(directory, SCALER_KIND, "mri_normalize")
+    arrays = artifacts.load_arrays(directory)
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_, scaler.var_ = arrays["mean"], arrays["scale"], arrays["var"]
+    scaler.n_features_in_ = len(scaler.mean_)
+    return scaler, spec

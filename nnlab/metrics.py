@@ -39,6 +39,19 @@ def multiclass_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequ
     }
 
 
+def curve_rows(y_true: np.ndarray, scores: np.ndarray | None) -> tuple[list[dict], list[dict]]:
+    """A binary classifier's ROC curve (``fpr``, ``tpr``) and precision-recall curve, as plot rows
+    (one row of nulls without scores: a diverged run)."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    if scores is None:
+        return [{"fpr": None, "tpr": None}], [{"recall": None, "precision": None}]
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    precision, recall, _ = precision_recall_curve(y_true, scores, drop_intermediate=True)
+    return ([{"fpr": f, "tpr": t} for f, t in zip(fpr, tpr)],
+            [{"recall": r, "precision": p} for r, p in zip(recall, precision)])
+
+
 def confusion_records(y_true: Iterable, y_pred: Iterable, class_names: Sequence[str] | None = None) -> list[dict]:
     """Rows for DVC's ``confusion`` template: ``[{"actual": .., "predicted": ..}]``."""
     def name(v):

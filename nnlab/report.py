@@ -119,6 +119,11 @@ def render(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def report_figure(references: list[dict], ours: list) -> float | None:
+    """The report's figure beside our metric at key path ``ours`` (None: the report printed none)."""
+    return next((row["report"] for row in references if row["ours"] == ours), None)
+
+
 def load_references(path: Path) -> list[dict]:
     try:
         rows = yaml.safe_load(path.read_text())["rows"]

@@ -20,9 +20,11 @@ saying how to get it; it never falls back to something else.
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -217,20 +219,57 @@ def clean_texts(texts: Sequence[str], config: CleaningConfig, *, n_jobs: int = 1
     return cleaned
 
 
+def _vectorizer(**options):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(lowercase=False, dtype=np.float32, **options)
+
+
 def tfidf_features(train_texts: Sequence[str], test_texts: Sequence[str], max_features: int):
     """TF-IDF fitted on the training texts only, applied to both splits.
 
-    Returns ``(X_train, X_test, vocabulary)`` with sparse float32 CSR matrices.
+    Returns ``(X_train, X_test, vectorizer)``: sparse float32 CSR matrices and the fitted
+    scikit-learn ``TfidfVectorizer``.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vectorizer = TfidfVectorizer(max_features=max_features, lowercase=False, dtype=np.float32)
+    vectorizer = _vectorizer(max_features=max_features)
     try:
         X_train = vectorizer.fit_transform(train_texts)
     except ValueError as exc:  # e.g. every word was a stop word
         raise DataError(f"TF-IDF: cannot build a vocabulary from the cleaned training reviews ({exc})") from None
     X_test = vectorizer.transform(test_texts)
-    return X_train.tocsr(), X_test.tocsr(), list(vectorizer.get_feature_names_out())
+    return X_train.tocsr(), X_test.tocsr(), vectorizer
+
+
+TFIDF_KIND = "imdb_tfidf"
+
+
+@dataclass
+class TextFeatures:
+    """Raw review text to the classifier's features, exactly as the preprocess stage made them:
+    the cleaning, then the TF-IDF fitted on the training split."""
+
+    cleaning: CleaningConfig
+    vectorizer: object   # a fitted scikit-learn TfidfVectorizer
+
+    def __call__(self, texts: Sequence[str]):
+        return self.vectorizer.transform(clean_texts(texts, self.cleaning)).tocsr()
+
+    def save(self, directory: Path, source: str) -> None:
+        from nnlab import artifacts
+
+        artifacts.save_arrays(directory, {"vocabulary": self.vectorizer.get_feature_names_out().astype(str),
+                                          "idf": self.vectorizer.idf_})
+        artifacts.write_spec(directory, TFIDF_KIND, cleaning=dataclasses.asdict(self.cleaning), source=source)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "TextFeatures":
+        from nnlab import artifacts
+
+        spec = artifacts.read_spec(directory, TFIDF_KIND, "preprocess")
+        arrays = artifacts.load_arrays(directory)
+        vectorizer = _vectorizer(vocabulary=list(arrays["vocabulary"]))
+        vectorizer.idf_ = arrays["idf"]
+        return cls(CleaningConfig(**spec["cleaning"]), vectorizer)
 
 
 def feature_range_check(*matrices) -> dict:

@@ -9,7 +9,8 @@
   ``max_loss`` (cross-entropy on logits is computed stably, so an exploding
   run can stay finite while its ReLUs die), and reports the run as diverged
   instead of carrying NaNs or junk into the metrics;
-- :func:`evaluate` gives the mean loss and the predicted labels of a split.
+- :func:`evaluate` gives the mean loss and the predicted labels of a split, and
+  :func:`run_metrics` a run's metrics record (:mod:`nnlab.results`).
 
 Call :func:`nnlab.runtime.seed_torch` before building the model: with it the
 same parameters give the same numbers.
@@ -17,12 +18,13 @@ same parameters give the same numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from nnlab.results import TrainResult, classifier_scores, diverged_scores, model_metrics
 
 CLASS_WEIGHTS = ("none", "balanced")
 EVAL_BATCH_SIZE = 256
@@ -78,15 +80,6 @@ def memory_format(model: nn.Module) -> torch.memory_format:
     return torch.contiguous_format
 
 
-@dataclass
-class TrainResult:
-    """Per-epoch history rows and whether (and where) the loss stopped being finite."""
-
-    history: list[dict] = field(default_factory=list)
-    diverged: bool = False
-    diverged_at: dict | None = None
-
-
 def evaluate(model: nn.Module, dataset: ArrayDataset, device: torch.device) -> tuple[float, np.ndarray]:
     """Mean cross-entropy and the predicted class of every row (in order)."""
     model.eval()
@@ -105,7 +98,8 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
                      batch_size: int, lr: float, device: torch.device, seed: int, n_classes: int,
                      class_weight: str = "none", max_loss: float = math.inf,
                      desc: str = "train", threads: int = 1) -> TrainResult:
-    """SGD on shuffled mini-batches; after each epoch, record train loss and test loss/accuracy.
+    """SGD on shuffled mini-batches; after each epoch, record the train loss and accuracy (running
+    means over the epoch's batches, as the weights moved) and the test loss and accuracy.
 
     ``threads``: torch's thread count. One by default: batches of 5 to 100 small
     slices leave a second thread mostly waiting (it gains 0 to 20 % on an idle
@@ -122,15 +116,17 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
     weights = class_weights(train.labels, n_classes, class_weight)
     loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device))
     loader = batch_loader(train, batch_size, shuffle=True, seed=seed)
-    result = TrainResult()
+    result = TrainResult(unit="epoch")
     for epoch in range(1, epochs + 1):
         model.train()
-        seen, loss_sum = 0, 0.0
+        seen, loss_sum, correct = 0, 0.0, 0
         bar = tqdm(loader, desc=f"{desc} epoch {epoch}/{epochs}", unit="batch", leave=False, disable=None)
-        for batch, (x, y) in enumerate(bar, start=1):
-            loss = loss_fn(model(x.to(device, memory_format=layout)), y.to(device))
+        for x, y in bar:
+            y = y.to(device)
+            logits = model(x.to(device, memory_format=layout))
+            loss = loss_fn(logits, y)
             if not math.isfinite(loss.item()) or loss.item() > max_loss:
-                result.diverged, result.diverged_at = True, {"epoch": epoch, "batch": batch}
+                result.diverged_at = epoch
                 bar.close()
                 return result
             optimizer.zero_grad()
@@ -138,37 +134,26 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
             optimizer.step()
             seen += len(y)
             loss_sum += loss.item() * len(y)
+            correct += int((logits.argmax(dim=1) == y).sum())
         test_loss, test_pred = evaluate(model, test, device)
         if not math.isfinite(test_loss):   # the last step itself blew the weights up
-            result.diverged, result.diverged_at = True, {"epoch": epoch, "batch": None}
+            result.diverged_at = epoch
             return result
-        result.history.append({"epoch": epoch, "train_loss": loss_sum / seen, "test_loss": test_loss,
-                               "test_accuracy": float(np.mean(test_pred == test.labels))})
+        result.history.append({"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+                               "test_loss": test_loss, "test_accuracy": float(np.mean(test_pred == test.labels))})
+        result.trained = epoch
     return result
 
 
-def scored_run(model: nn.Module, train: ArrayDataset, test: ArrayDataset, class_names: list[str], *,
-               device: torch.device, **train_options) -> tuple[dict, TrainResult, dict[str, list[dict]]]:
-    """Train, then score both splits: (metrics, training result, confusion records per split).
-
-    ``metrics`` is ``{"train": {...}, "test": {...}, "diverged": bool, ...}`` with loss,
-    accuracy, macro-F1, per-class recall and the confusion matrix; a diverged run keeps
-    the same keys with ``None`` values and no confusion records.
-    """
-    from nnlab.metrics import confusion_records, multiclass_metrics
-
-    result = train_classifier(model, train, test, device=device, n_classes=len(class_names), **train_options)
-    metrics: dict = {}
-    confusion: dict[str, list[dict]] = {}
+def run_metrics(model: nn.Module, result: TrainResult, train: ArrayDataset, test: ArrayDataset,
+                class_names: list[str], device: torch.device, source: str) -> tuple[dict, np.ndarray | None]:
+    """The run's metrics record (see :mod:`nnlab.results`), and the predicted class of every test
+    row (None when the run diverged: its weights are not a model)."""
+    if result.diverged:
+        return model_metrics(source, result.run_record(), diverged_scores(class_names, train=True),
+                             diverged_scores(class_names)), None
+    splits = {}
     for split, data in (("train", train), ("test", test)):
-        if result.diverged:
-            metrics[split] = {"loss": None, "accuracy": None, "macro_f1": None,
-                              "recall": {name: None for name in class_names}, "confusion_matrix": None}
-            continue
         loss, predicted = evaluate(model, data, device)
-        metrics[split] = {"loss": loss, **multiclass_metrics(data.labels, predicted, class_names)}
-        confusion[split] = confusion_records(data.labels, predicted, class_names)
-    metrics["diverged"] = result.diverged
-    metrics["diverged_at"] = result.diverged_at
-    metrics["epochs_completed"] = len(result.history)
-    return metrics, result, confusion
+        splits[split] = classifier_scores(data.labels, predicted, class_names, loss, train=split == "train")
+    return model_metrics(source, result.run_record(), splits["train"], splits["test"]), predicted

@@ -16,7 +16,6 @@ from nnlab.errors import ParamError
 from nnlab.io import StageOutputs
 from nnlab.params import Section, load_params
 
-SOURCES = ("synthetic", "aclimdb", "csv")
 SPLITS = ("random", "official")
 METRICS = "metrics/imdb_data.json"
 
@@ -35,7 +34,7 @@ def synthetic_options(cfg: Section) -> dict:
 
 def load_reviews(cfg: Section) -> tuple[str, pd.DataFrame]:
     """The source's name and its reviews, split into train and test."""
-    source = cfg.str("source", choices=SOURCES)
+    source = cfg.str("source", choices=imdb.SOURCES)
     path = cfg.optional_str("path")
     download_dir = cfg.str("download_dir")
     how = cfg.str("split", choices=SPLITS)

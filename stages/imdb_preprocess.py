@@ -1,8 +1,10 @@
 """Stage `preprocess`: cleaned review text to TF-IDF features (report 000 §2-§3).
 
-Reads data/imdb/reviews.csv and params `preprocess`; writes data/imdb/tfidf/
-(X_train.npz, X_test.npz: sparse TF-IDF fitted on the training split only;
-labels.npz: positive=1, negative=0; vocabulary.txt), metrics/preprocess.json
+Reads data/imdb/reviews.csv and params `preprocess` (+ `data.imdb.source`, recorded
+with the fitted features); writes data/imdb/tfidf/ (X_train.npz, X_test.npz: sparse
+TF-IDF fitted on the training split only; labels.npz: positive=1, negative=0),
+models/imdb_tfidf/ (the cleaning settings and the fitted vocabulary and idf, which
+`python -m nnlab.predict imdb` applies to new reviews), metrics/preprocess.json
 (class counts per split, the [0, 1] feature check, the vocabulary size) and
 plots/preprocess/ (class_counts.csv and .png, samples.json: one random
 positive and one random negative training review, raw and cleaned).
@@ -18,9 +20,11 @@ from nnlab.errors import DataError
 from nnlab.io import StageOutputs
 from nnlab.params import Section, load_params
 from nnlab.runtime import numpy_rng
-from nnlab.text import NORMALISERS, STOP_WORD_SOURCES, CleaningConfig, clean_texts, feature_range_check, tfidf_features
+from nnlab.text import (NORMALISERS, STOP_WORD_SOURCES, CleaningConfig, TextFeatures, clean_texts, feature_range_check,
+                        tfidf_features)
 
 FEATURES = "data/imdb/tfidf"
+FEATURES_MODEL = "models/imdb_tfidf"
 PLOTS = "plots/preprocess"
 
 
@@ -48,7 +52,9 @@ def samples(reviews, cleaned, labels, seed: int) -> dict:
 
 def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
-    cfg = load_params(args.params).section("preprocess")
+    params = load_params(args.params)
+    source = params.section("data").section("imdb").str("source", choices=imdb.SOURCES)
+    cfg = params.section("preprocess")
     config = cleaning_config(cfg)
     max_features = cfg.int("max_features", min=1)
     n_jobs = cfg.int("n_jobs", min=1)
@@ -63,7 +69,8 @@ def main(argv=None) -> None:
     labels = {split: imdb.encode_labels(part["sentiment"]).to_numpy() for split, part in parts.items()}
     raw = {split: part["review"].tolist() for split, part in parts.items()}
     cleaned = {split: clean_texts(texts, config, n_jobs=n_jobs) for split, texts in raw.items()}
-    X_train, X_test, vocabulary = tfidf_features(cleaned["train"], cleaned["test"], max_features)
+    X_train, X_test, vectorizer = tfidf_features(cleaned["train"], cleaned["test"], max_features)
+    vocabulary = vectorizer.get_feature_names_out()
 
     counts = {split: {"negative": int((y == 0).sum()), "positive": int((y == 1).sum())}
               for split, y in labels.items()}
@@ -77,7 +84,8 @@ def main(argv=None) -> None:
 
     with StageOutputs() as out:
         features = out.directory(FEATURES)
-        imdb.save_features(features, X_train, X_test, labels["train"], labels["test"], vocabulary)
+        imdb.save_features(features, X_train, X_test, labels["train"], labels["test"])
+        TextFeatures(config, vectorizer).save(out.directory(FEATURES_MODEL), source)
         out.json("metrics/preprocess.json", metrics)
         out.csv(f"{PLOTS}/class_counts.csv", count_rows)
         out.figure(f"{PLOTS}/class_counts.png", figure)

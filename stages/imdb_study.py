@@ -40,13 +40,13 @@ def variant(base: ClassifierConfig, cfg: Section) -> tuple[ClassifierConfig, flo
     return config, report
 
 
-def train_variant(name: str, config: ClassifierConfig, data, run_seed: int, device) -> dict:
+def train_variant(name: str, config: ClassifierConfig, data, source: str, run_seed: int, device) -> dict:
     X_train, y_train, X_test, y_test = data
     started = time.perf_counter()
-    result = train_classifier(X_train, y_train, X_test, y_test, config, seed=run_seed, device=device,
-                              desc=name, log=lambda line: print(f"{name} {line}"))
-    metrics, _ = run_metrics(result, X_train, y_train, X_test, y_test, device)
-    return {"metrics": metrics, "history": result.history, "seconds": time.perf_counter() - started}
+    training = train_classifier(X_train, y_train, X_test, y_test, config, seed=run_seed, device=device,
+                                desc=name, log=lambda line: print(f"{name} {line}"))
+    metrics, _ = run_metrics(training, source, X_train, y_train, X_test, y_test, device)
+    return {"metrics": metrics, "history": training.result.history, "seconds": time.perf_counter() - started}
 
 
 def main(argv=None) -> None:
@@ -65,10 +65,11 @@ def main(argv=None) -> None:
     cfg.check_all_used()
     device = torch_device(train_settings(params).device)
     run_seed = seed(params)
+    source = params.section("data").section("imdb").str("source", choices=imdb.SOURCES)
 
     data = imdb.load_features(FEATURES)
     runs = Parallel(n_jobs=n_jobs)(
-        delayed(train_variant)(name, config, data, run_seed, device) for name, (config, _) in variants.items())
+        delayed(train_variant)(name, config, data, source, run_seed, device) for name, (config, _) in variants.items())
     results = dict(zip(variants, runs))
 
     table = []
@@ -92,7 +93,7 @@ def main(argv=None) -> None:
         title="IMDB classifier variants: train loss", xlabel="epoch", ylabel="BCE loss")
 
     with StageOutputs() as out:
-        out.json("metrics/imdb_study.json", {name: r["metrics"] for name, r in results.items()})
+        out.json("metrics/imdb_study.json", {"source": source, **{name: r["metrics"] for name, r in results.items()}})
         out.csv(f"{PLOTS}/table.csv", table)
         out.csv(f"{PLOTS}/history.csv", history)
         out.figure(f"{PLOTS}/accuracy.png", accuracy_figure)

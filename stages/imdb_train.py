@@ -1,24 +1,23 @@
-"""Stage `imdb_train`: the three-layer PyTorch sentiment classifier on TF-IDF (report 000 §3).
+"""Stage `imdb_train`: train the three-layer PyTorch sentiment classifier on TF-IDF (report 000 §3).
 
-Reads data/imdb/tfidf/ and params `imdb_train`, `train` (lr, seed, device);
-writes metrics/imdb_train.json (train and test accuracy, precision, recall,
-F1, loss, confusion matrix), plots/imdb_train/history.csv (train and test
-loss per epoch), running_loss.csv (every `log_every` mini-batches, as the
-report printed it), confusion.json (test split) and loss.png.
+Reads data/imdb/tfidf/ and params `imdb_train`, `train` (lr, seed, device) and
+`data.imdb.source`; writes models/imdb_train/ (the weights and what rebuilds the
+net), plots/imdb_train/history.csv (train and test loss and accuracy per epoch)
+and running_loss.csv (every `log_every` mini-batches, as the report printed).
+Stage `imdb_evaluate` scores the saved model.
 """
 from __future__ import annotations
 
-from nnlab import plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import imdb
 from nnlab.io import StageOutputs
-from nnlab.metrics import confusion_records
-from nnlab.models.sentiment import run_metrics, train_classifier
+from nnlab.models import sentiment
 from nnlab.params import load_params, seed, train_settings
 from nnlab.runtime import torch_device
 from nnlab.stage_config import classifier_config
 
 FEATURES = "data/imdb/tfidf"
+MODEL = "models/imdb_train"
 PLOTS = "plots/imdb_train"
 
 
@@ -28,28 +27,21 @@ def main(argv=None) -> None:
     cfg = params.section("imdb_train")
     config = classifier_config(params, cfg)
     cfg.check_all_used()
+    source = params.section("data").section("imdb").str("source", choices=imdb.SOURCES)
     device = torch_device(train_settings(params).device)
 
     X_train, y_train, X_test, y_test = imdb.load_features(FEATURES)
-    result = train_classifier(X_train, y_train, X_test, y_test, config, seed=seed(params), device=device)
-    metrics, predicted = run_metrics(result, X_train, y_train, X_test, y_test, device)
-    figure = plotting.split_curves(
-        result.history, x="epoch", metrics=("loss",),
-        title=f"IMDB classifier ({config.activation}, lr {config.lr}, batch {config.batch_size}), BCE")["loss"]
-
+    training = sentiment.train_classifier(X_train, y_train, X_test, y_test, config, seed=seed(params),
+                                          device=device)
     with StageOutputs() as out:
-        out.json("metrics/imdb_train.json", metrics)
-        out.csv(f"{PLOTS}/history.csv", result.history or [{"epoch": 0, "train_loss": None, "test_loss": None}])
-        out.csv(f"{PLOTS}/running_loss.csv", result.running_loss or [{"step": 0, "epoch": 0, "running_loss": None}])
-        out.json(f"{PLOTS}/confusion.json",
-                 confusion_records(y_test, predicted["test"], imdb.SENTIMENTS) if predicted else [])
-        out.figure(f"{PLOTS}/loss.png", figure)
-    test = metrics["test"]
-    if metrics["diverged"]:
-        print("imdb_train: diverged")
-    else:
-        print(f"imdb_train: train accuracy {metrics['train']['accuracy']:.4f}, test accuracy {test['accuracy']:.4f},"
-              f" precision {test['precision']:.4f}, recall {test['recall']:.4f}, F1 {test['f1']:.4f}")
+        sentiment.save_model(out.directory(MODEL), training, config, n_features=X_train.shape[1], source=source)
+        out.csv(f"{PLOTS}/history.csv", training.result.history
+                or [{"epoch": 0, "train_loss": None, "train_accuracy": None, "test_loss": None, "test_accuracy": None}])
+        out.csv(f"{PLOTS}/running_loss.csv", training.running_loss
+                or [{"step": 0, "epoch": 0, "running_loss": None}])
+    result = training.result
+    print(f"imdb_train: diverged at epoch {result.diverged_at}" if result.diverged else
+          f"imdb_train: {result.trained} epochs, test accuracy {result.history[-1]['test_accuracy']:.4f}")
 
 
 if __name__ == "__main__":

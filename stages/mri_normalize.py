@@ -2,8 +2,9 @@
 
 Reads data/mri/raw/ and params `mri_normalize`. Writes
 data/mri/normalized/{train,test}_x.npy (float32, N x channels x H x W, for
-`np.load(mmap_mode="r")`), {train,test}_y.npy, scaler.npz (per-pixel mean and
-scale) and info.json; plots/mri_normalize/sample.png (one standardised slice,
+`np.load(mmap_mode="r")`), {train,test}_y.npy and info.json; models/mri_scaler/
+(the per-pixel mean and scale, channels and slice size, which
+`python -m nnlab.predict mri` applies to new slices); plots/mri_normalize/sample.png (one standardised slice,
 cividis as in the report) and plots/mri_normalize/resources.csv (the sizes of
 the normalised arrays; wall time and peak memory go to the run log of
 nnlab.cli, since they change from run to run).
@@ -21,6 +22,7 @@ from nnlab.plotting import plt
 
 RAW_DIR = "data/mri/raw"
 DATA_DIR = "data/mri/normalized"
+SCALER_DIR = "models/mri_scaler"
 PLOT_DIR = "plots/mri_normalize"
 
 
@@ -56,8 +58,8 @@ def main(argv=None) -> None:
                                       directory / f"{split}_x.npy", desc=f"standardizing {split}")
             np.save(directory / f"{split}_y.npy", np.asarray(raw[f"{split}_labels"]))
         height, width = raw["train_images"].shape[1:]
-        np.savez(directory / "scaler.npz", mean=scaler.mean_.reshape(height, width),
-                 scale=scaler.scale_.reshape(height, width))
+        images.save_pixel_scaler(out.directory(SCALER_DIR), scaler, height=height, width=width, channels=channels,
+                                 class_names=info["class_names"], source=info["source"])
         (directory / "info.json").write_text(dumps_json({**info, "channels": channels}), encoding="utf-8")
 
         sample = np.load(directory / "train_x.npy", mmap_mode="r")[sample_index, 0]

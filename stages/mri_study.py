@@ -21,10 +21,10 @@ from nnlab.io import StageOutputs
 from nnlab.models import mri_nets
 from nnlab.params import learning_rate, load_params, seed, train_settings
 from nnlab.runtime import torch_device
-from nnlab.torch_train import CLASS_WEIGHTS
+from nnlab.torch_train import CLASS_WEIGHTS, run_metrics
 
 DATA_DIR = "data/mri/normalized"
-HISTORY_COLUMNS = ["run", "epoch", "train_loss", "test_loss", "test_accuracy"]
+HISTORY_COLUMNS = ["run", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
 
 
 def run_settings(study: str, params, cfg) -> dict[str, dict]:
@@ -61,8 +61,9 @@ def main(argv=None) -> None:
     runs, table, history = {}, [], []
     for label, options in settings.items():
         started = time.perf_counter()
-        metrics, result, _ = mri_nets.fit(model, train, test, info["class_names"], seed=seed(params),
-                                          device=device, desc=f"{model} {label}", **options)
+        net, result = mri_nets.fit(model, train, test, seed=seed(params), device=device, desc=f"{model} {label}",
+                                   **options)
+        metrics, _ = run_metrics(net, result, train, test, info["class_names"], device, info["source"])
         runs[label] = metrics
         table.append({"run": label, "model": model, "lr": options["lr"], "batch_size": options["batch_size"],
                       "diverged": metrics["diverged"], "train_accuracy": metrics["train"]["accuracy"],
@@ -74,7 +75,7 @@ def main(argv=None) -> None:
 
     history_frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
     with StageOutputs() as out:
-        out.json(f"metrics/{name}.json", {"model": model, "runs": runs})
+        out.json(f"metrics/{name}.json", {"source": info["source"], "model": model, "runs": runs})
         out.csv(f"plots/{name}/table.csv", table)
         out.csv(f"plots/{name}/history.csv", history_frame)
         out.figure(f"plots/{name}/curves.png", study_figure(history_frame, settings,

@@ -1,6 +1,7 @@
 """Stage `mri_summary`: our MRI test figures beside report 001's.
 
-Reads metrics/mri_{simple_nn1,simple_nn2,cnn1,cnn_improved,lr_study}.json and
+Reads metrics/mri_{simple_nn1,simple_nn2,cnn1,cnn_improved,lr_study}.json, the report's figures
+in references.yaml and
 data/mri/normalized/info.json (which data they were measured on). Writes
 plots/mri_summary/table.csv (report accuracy, ours, macro-F1, recall of the
 rarest class, diverged) and plots/mri_summary/comparison.png.
@@ -15,9 +16,10 @@ from nnlab.cli import run, stage_parser
 from nnlab.datasets import mri
 from nnlab.errors import DataError
 from nnlab.io import StageOutputs
-from nnlab.models.mri_nets import REPORT_TEST_ACCURACY
+from nnlab.report import load_references, report_figure
 
 MODEL_METRICS = ("simple_nn1", "simple_nn2", "cnn1", "cnn_improved")
+STUDY = "metrics/mri_lr_study.json"
 RAREST_CLASS = "ModerateDemented"
 
 
@@ -28,19 +30,24 @@ def _read(path: Path) -> dict:
         raise DataError(f"{path}: cannot read ({exc}); run the MRI training stages first") from None
 
 
-def collect_runs() -> dict[str, dict]:
-    """``{row label: metrics}`` for the single models and every run of the lr study."""
-    runs = {name: _read(Path(f"metrics/mri_{name}.json")) for name in MODEL_METRICS}
-    study = _read(Path("metrics/mri_lr_study.json"))
-    runs.update({f"{study['model']}@{label}": metrics for label, metrics in study["runs"].items()})
+def collect_runs() -> dict[str, tuple[dict, list]]:
+    """``{row label: (metrics, key path of its test accuracy)}`` for the single models and every run
+    of the lr study."""
+    runs = {}
+    for name in MODEL_METRICS:
+        path = f"metrics/mri_{name}.json"
+        runs[name] = _read(Path(path)), [path, "test", "accuracy"]
+    study = _read(Path(STUDY))
+    for label, metrics in study["runs"].items():
+        runs[f"{study['model']}@{label}"] = metrics, [STUDY, "runs", label, "test", "accuracy"]
     return runs
 
 
-def summary_rows(runs: dict[str, dict], data: str) -> list[dict]:
+def summary_rows(runs: dict[str, tuple[dict, list]], data: str, references: list[dict]) -> list[dict]:
     rows = []
-    for label, metrics in runs.items():
+    for label, (metrics, accuracy_path) in runs.items():
         test = metrics["test"]
-        rows.append({"run": label, "data": data, "report_test_accuracy": REPORT_TEST_ACCURACY.get(label),
+        rows.append({"run": label, "data": data, "report_test_accuracy": report_figure(references, accuracy_path),
                      "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"],
                      f"test_recall_{RAREST_CLASS}": test["recall"][RAREST_CLASS],
                      "diverged": metrics["diverged"]})
@@ -50,7 +57,7 @@ def summary_rows(runs: dict[str, dict], data: str) -> list[dict]:
 def main(argv=None) -> None:
     stage_parser(__doc__).parse_args(argv)
     info = mri.read_info("data/mri/normalized")
-    rows = summary_rows(collect_runs(), info["source"])
+    rows = summary_rows(collect_runs(), info["source"], load_references(Path("references.yaml")))
     # A figure on synthetic phantoms is never drawn beside the report's Kaggle figure.
     comparable = info["source"] != "synthetic"
     bars = {row["run"]: {f"ours ({info['source']})": row["test_accuracy"] or 0.0,

@@ -1,19 +1,17 @@
-"""Stage `mri_<model>`: train one network of report 001 on the normalised MRI slices.
+"""Stage `mri_model@<name>`: train one network of report 001 on the normalised MRI slices.
 
 Run as `python -m stages.mri_train --model <name>` with name one of
 simple_nn1, simple_nn2, cnn1, cnn_improved. Reads data/mri/normalized/ and
-params `mri_<name>` and `train`. Writes metrics/mri_<name>.json (loss,
-accuracy, macro-F1, per-class recall and confusion matrix for train and test)
-and plots/mri_<name>/{history.csv,curves.png,confusion_train.json,confusion_test.json}.
+params `mri_<name>` and `train`. Writes models/mri_<name>/ (the weights and
+what rebuilds the network) and plots/mri_<name>/history.csv (train and test
+loss and accuracy per epoch). Stage `mri_evaluate@<name>` scores the model.
 """
 from __future__ import annotations
 
 import sys
-import time
 
 import pandas as pd
 
-from nnlab import plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import mri
 from nnlab.io import StageOutputs
@@ -23,7 +21,7 @@ from nnlab.runtime import torch_device
 from nnlab.torch_train import CLASS_WEIGHTS
 
 DATA_DIR = "data/mri/normalized"
-HISTORY_COLUMNS = ["epoch", "train_loss", "test_loss", "test_accuracy"]
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
 
 
 def main(argv=None) -> None:
@@ -42,21 +40,16 @@ def main(argv=None) -> None:
     train, test, info = mri.normalized_datasets(DATA_DIR)
     cfg.batch_size("batch_size", len(train), allow_full=False)
 
-    started = time.perf_counter()
-    metrics, result, confusion = mri_nets.fit(args.model, train, test, info["class_names"],
-                                              seed=seed(params), device=device, **options)
-    seconds = time.perf_counter() - started
+    model, result = mri_nets.fit(args.model, train, test, seed=seed(params), device=device, **options)
     name = f"mri_{args.model}"
     with StageOutputs() as out:
-        out.json(f"metrics/{name}.json", metrics)
+        mri_nets.save_model(out.directory(f"models/{name}"), model, args.model,
+                            input_shape=tuple(train.features.shape[1:]), class_names=info["class_names"],
+                            source=info["source"], options=options, result=result)
         out.csv(f"plots/{name}/history.csv", pd.DataFrame(result.history, columns=HISTORY_COLUMNS))
-        out.figure(f"plots/{name}/curves.png",
-                   plotting.split_curves(result.history, x="epoch", metrics=("loss",),
-                                         title=f"{args.model} on {info['description']}, cross-entropy")["loss"])
-        for split in mri.SPLITS:
-            out.json(f"plots/{name}/confusion_{split}.json", confusion.get(split, []))
-    state = "DIVERGED" if metrics["diverged"] else f"test accuracy {metrics['test']['accuracy']:.4f}"
-    print(f"{name}: {state} ({info['description']}), {seconds:.1f} s on {device}")
+    state = f"diverged at epoch {result.diverged_at}" if result.diverged else \
+        f"test accuracy {result.history[-1]['test_accuracy']:.4f} after {result.trained} epochs"
+    print(f"{name}: {state} ({info['description']}) on {device}")
 
 
 if __name__ == "__main__":

@@ -102,7 +102,8 @@ def test_cleaning_and_tfidf_references_match_ours():
     stop_words, stem = sorted(stop_word_list(config)), PorterStemmer().stem
     plain = [references.clean_review_reference(text, stop_words, stem, number_to_words) for text in REVIEWS]
     assert plain == ours
-    X_train, X_test, vocabulary = tfidf_features(ours[:2], ours[2:], 20)
+    X_train, X_test, vectorizer = tfidf_features(ours[:2], ours[2:], 20)
+    vocabulary = list(vectorizer.get_feature_names_out())
     R_train, R_test, reference_vocabulary = references.tfidf_reference(plain[:2], plain[2:], 20)
     assert vocabulary == reference_vocabulary
     np.testing.assert_allclose(X_train.toarray(), R_train, atol=1e-6)

@@ -120,6 +120,17 @@ def test_every_imported_module_is_a_dependency():
         f"  {stage}: {', '.join(files)}" for stage, files in missing.items())
 
 
+def test_every_code_dependency_is_imported():
+    """The other way round: a listed module the stage never imports would rerun it (retrain a
+    model, say) for an edit that cannot change its outputs."""
+    for name, spec in expanded_stages(load_dvc_yaml()).items():
+        if script := stage_script(spec):
+            imported = import_closure(script)
+            unused = [dep for dep in map(entry_path, spec.get("deps", []))
+                      if dep.endswith(".py") and dep not in imported]
+            assert not unused, f"{name} lists modules it does not import: {unused}"
+
+
 def test_no_stage_imports_another_stage():
     for name, spec in expanded_stages(load_dvc_yaml()).items():
         if script := stage_script(spec):

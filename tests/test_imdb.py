@@ -122,16 +122,18 @@ def test_classifier_learns_a_tiny_synthetic_set_and_zero_init_does_not():
                                source="synthetic")
     train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
     config = CleaningConfig(stop_words="sklearn")
-    X_train, X_test, vocabulary = tfidf_features(clean_texts(train["review"].tolist(), config),
+    X_train, X_test, vectorizer = tfidf_features(clean_texts(train["review"].tolist(), config),
                                                  clean_texts(test["review"].tolist(), config), 1000)
-    assert set(POSITIVE) <= set(vocabulary)
+    assert set(POSITIVE) <= set(vectorizer.get_feature_names_out())
     y_train, y_test = imdb.encode_labels(train["sentiment"]).to_numpy(), imdb.encode_labels(test["sentiment"]).to_numpy()
     fast = ClassifierConfig(lr=0.5, epochs=5, batch_size=16)
-    result = train_classifier(X_train, y_train, X_test, y_test, fast, seed=0, device="cpu", log=lambda s: None)
-    metrics, predicted = run_metrics(result, X_train, y_train, X_test, y_test, "cpu")
-    assert metrics["test"]["accuracy"] > 0.8 and not metrics["diverged"]
-    assert np.array(metrics["test"]["confusion_matrix"]).sum() == len(y_test) == len(predicted["test"])
-    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    training = train_classifier(X_train, y_train, X_test, y_test, fast, seed=0, device="cpu", log=lambda s: None)
+    metrics, probabilities = run_metrics(training, "synthetic", X_train, y_train, X_test, y_test, "cpu")
+    assert metrics["test"]["accuracy"] > 0.8 and not metrics["diverged"] and metrics["trained"] == 5
+    assert len(probabilities) == len(y_test)
+    history = training.result.history
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["test_accuracy"] == metrics["test"]["accuracy"]
     zeros = train_classifier(X_train, y_train, X_test, y_test, ClassifierConfig(lr=0.5, epochs=2, init="zeros"),
                              seed=0, device="cpu", log=lambda s: None)
     first_layer = zeros.model.layers[0].weight.detach()

@@ -74,7 +74,8 @@ def test_parallel_cleaning_matches_serial():
 
 
 def test_tfidf_is_fitted_on_train_only():
-    X_train, X_test, vocabulary = tfidf_features(["good film", "bad film"], ["testonlyword film"], 100)
+    X_train, X_test, vectorizer = tfidf_features(["good film", "bad film"], ["testonlyword film"], 100)
+    vocabulary = list(vectorizer.get_feature_names_out())
     assert "testonlyword" not in vocabulary
     assert X_train.shape[1] == X_test.shape[1] == len(vocabulary)
     assert feature_range_check(X_train, X_test)["in_unit_interval"]

@@ -25,6 +25,7 @@ import pandas as pd
 
 from nnlab.errors import DataError, ParamError
 
+SOURCES = ("synthetic", "aclimdb", "csv")
 ACLIMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 ACLIMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 ACLIMDB_BYTES = 84_125_825
@@ -219,15 +220,14 @@ def read_reviews_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def save_features(directory: Path, X_train, X_test, y_train, y_test, vocabulary) -> None:
-    """The TF-IDF matrices (sparse ``.npz``), labels and vocabulary, in ``directory``."""
+def save_features(directory: Path, X_train, X_test, y_train, y_test) -> None:
+    """The TF-IDF matrices (sparse ``.npz``) and labels, in ``directory``."""
     import numpy as np
     import scipy.sparse as sp
 
     sp.save_npz(directory / "X_train.npz", X_train)
     sp.save_npz(directory / "X_test.npz", X_test)
     np.savez(directory / "labels.npz", y_train=y_train, y_test=y_test)
-    (directory / "vocabulary.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
 
 
 def load_features(directory: str | Path):

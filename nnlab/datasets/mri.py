@@ -69,7 +69,7 @@ def _image_files(split_dir: Path) -> list[tuple[Path, int]]:
     return files
 
 
-def _decode(path: Path, height: int, width: int) -> np.ndarray:
+def decode_slice(path: Path, height: int, width: int) -> np.ndarray:
     """The image as uint8 (H, W); raises ValueError with the reason when unusable."""
     from PIL import Image, UnidentifiedImageError
 
@@ -98,7 +98,7 @@ def load_folder(root: str | Path, split: str, *, height: int = KAGGLE_HEIGHT, wi
     kept = 0
     for path, label in tqdm(files, desc=f"decoding {split}", unit="img", disable=None):
         try:
-            images[kept] = _decode(path, height, width)
+            images[kept] = decode_slice(path, height, width)
         except ValueError as exc:
             if on_bad_file == "error":
                 raise DataError(f"{path}: {exc} (set on_bad_file: skip to count and skip such files)") from None

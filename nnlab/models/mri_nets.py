@@ -21,20 +21,18 @@ a reason the report's runs showed:
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
+from nnlab import artifacts
 from nnlab.errors import ParamError
+from nnlab.results import TrainResult
 
+KIND = "mri_net"
 N_CLASSES = 4
-
-# Test accuracies the report printed (Kaggle test split, 1279 slices); None: not printed.
-REPORT_TEST_ACCURACY = {
-    "simple_nn1": 0.5285, "simple_nn2": 0.6700, "cnn1": None, "cnn_improved": 0.6802,
-    "cnn3@lr=1e-08": 0.3487, "cnn3@lr=0.01": None, "cnn3@lr=10": 0.1399,
-}
 
 
 def _output_shape(layers: nn.Module, input_shape: tuple[int, int, int], name: str) -> tuple[int, ...]:
@@ -141,16 +139,30 @@ MODELS: dict[str, Callable[[tuple[int, int, int]], nn.Module]] = {
 }
 
 
-def fit(name: str, train, test, class_names: list[str], *, seed: int, device: torch.device,
-        **train_options) -> tuple[dict, object, dict[str, list[dict]]]:
-    """Seed torch, build model ``name`` for the data's shape, train and score it.
-
-    Returns :func:`nnlab.torch_train.scored_run`'s (metrics, result, confusion records).
-    """
+def fit(name: str, train, test, *, seed: int, device: torch.device, n_classes: int = N_CLASSES,
+        **train_options) -> tuple[nn.Module, TrainResult]:
+    """Seed torch, build model ``name`` for the data's shape and train it
+    (:func:`nnlab.torch_train.train_classifier`'s options)."""
     from nnlab.runtime import seed_torch
-    from nnlab.torch_train import scored_run
+    from nnlab.torch_train import train_classifier
 
     seed_torch(seed)
     model = MODELS[name](tuple(train.features.shape[1:]))
-    return scored_run(model, train, test, class_names, device=device, seed=seed,
-                      desc=train_options.pop("desc", name), **train_options)
+    result = train_classifier(model, train, test, device=device, seed=seed, n_classes=n_classes,
+                              desc=train_options.pop("desc", name), **train_options)
+    return model, result
+
+
+def save_model(directory: Path, model: nn.Module, name: str, *, input_shape: tuple[int, int, int],
+               class_names: list[str], source: str, options: dict, result: TrainResult) -> None:
+    """The trained network and what rebuilds it (see :mod:`nnlab.artifacts`)."""
+    artifacts.save_state_dict(directory, model)
+    artifacts.write_spec(directory, KIND, architecture=name, input_shape=list(input_shape),
+                         class_names=class_names, source=source, options=options, run=result.run_record())
+
+
+def load_model(directory: str | Path, stage: str) -> tuple[nn.Module, dict]:
+    """The network saved by :func:`save_model` (on the CPU, in eval mode) and its spec."""
+    spec = artifacts.read_spec(directory, KIND, stage)
+    model = MODELS[spec["architecture"]](tuple(spec["input_shape"]))
+    return artifacts.load_state_dict(directory, model), spec

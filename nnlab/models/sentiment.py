@@ -8,8 +8,10 @@ the weights of the features a mini-batch uses.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -20,8 +22,11 @@ from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 from tqdm import tqdm
 
-from nnlab.metrics import binary_metrics
+from nnlab import artifacts
+from nnlab.datasets.imdb import SENTIMENTS as CLASSES
+from nnlab.results import TrainResult, classifier_scores, diverged_scores, model_metrics
 
+KIND = "imdb_sentiment"
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
 INITS = ("default", "zeros")
 
@@ -133,12 +138,10 @@ def batches(X: sp.csr_matrix, y: np.ndarray, batch_size: int, *, shuffle: bool,
     return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None)
 
 
-@dataclass
-class TrainResult:
+class Training(NamedTuple):
     model: SentimentNet
-    history: list[dict] = field(default_factory=list)       # one row per epoch
-    running_loss: list[dict] = field(default_factory=list)  # one row per log_every mini-batches
-    diverged: bool = False
+    result: TrainResult            # one history row per epoch
+    running_loss: list[dict]       # one row per ``log_every`` mini-batches, as the report printed
 
 
 @torch.no_grad()
@@ -153,10 +156,16 @@ def bce(probabilities: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
+def loss_and_accuracy(model: nn.Module, X: sp.csr_matrix, y: np.ndarray, device) -> tuple[float, float]:
+    probabilities = predict_proba(model, X, device)
+    return bce(probabilities, y), float(np.mean((probabilities >= 0.5) == y))
+
+
 def train_classifier(X_train: sp.csr_matrix, y_train: np.ndarray, X_test: sp.csr_matrix,
                      y_test: np.ndarray, config: ClassifierConfig, *, seed: int, device,
-                     desc: str = "imdb_train", log=print, threads: int = 1) -> TrainResult:
-    """SGD on BCE; stops at the first non-finite loss and marks the run diverged.
+                     desc: str = "imdb_train", log=print, threads: int = 1) -> Training:
+    """SGD on BCE, scoring both splits after every epoch; stops at the first non-finite loss
+    and marks the run diverged at that epoch.
 
     ``threads``: torch's thread count. One by default: batches of 16 sparse rows
     are too little work to share, the study trains several variants at once, and
@@ -170,58 +179,70 @@ def train_classifier(X_train: sp.csr_matrix, y_train: np.ndarray, X_test: sp.csr
     model = SentimentNet(X_train.shape[1], config.hidden_units, config.activation, config.init).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
     loss_fn = nn.BCELoss()
-    result = TrainResult(model)
+    result, running_loss = TrainResult(unit="epoch"), []
     loader = batches(X_train, y_train, config.batch_size, shuffle=True, generator=generator)
     step = 0
     progress = tqdm(total=config.epochs * len(loader), desc=desc, unit="batch", disable=None, leave=False)
     for epoch in range(1, config.epochs + 1):
         model.train()
-        epoch_loss, window_loss, window = 0.0, 0.0, 0
+        window_loss, window = 0.0, 0
         for i, (xb, yb) in enumerate(loader, start=1):
             optimizer.zero_grad()
             loss = loss_fn(model(xb.to(device)), yb.to(device))
             value = loss.item()
             if not math.isfinite(value):
-                result.diverged = True
+                result.diverged_at = epoch
                 log(f"[{epoch}, {i}] loss is {value}: diverged, training stopped")
                 progress.close()
-                return result
+                return Training(model, result, running_loss)
             loss.backward()
             optimizer.step()
             step += 1
             progress.update()
-            epoch_loss += value * len(yb)
             window_loss += value
             window += 1
             if i % config.log_every == 0:
                 running = window_loss / window
                 log(f"[{epoch}, {i}] loss: {running:.3f}")
-                result.running_loss.append({"step": step, "epoch": epoch, "running_loss": running})
+                running_loss.append({"step": step, "epoch": epoch, "running_loss": running})
                 window_loss, window = 0.0, 0
-        test_loss = bce(predict_proba(model, X_test, device), y_test)
-        result.history.append({"epoch": epoch, "train_loss": epoch_loss / len(y_train), "test_loss": test_loss})
+        train_loss, train_accuracy = loss_and_accuracy(model, X_train, y_train, device)
+        test_loss, test_accuracy = loss_and_accuracy(model, X_test, y_test, device)
+        result.history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
+                               "test_loss": test_loss, "test_accuracy": test_accuracy})
+        result.trained = epoch
     progress.close()
-    return result
+    return Training(model, result, running_loss)
 
 
-def evaluate(model: nn.Module, X: sp.csr_matrix, y: np.ndarray, device) -> tuple[dict, np.ndarray]:
-    """Accuracy, precision, recall, F1, BCE loss and confusion matrix; and the predictions."""
-    from sklearn.metrics import confusion_matrix
-
+def scores(model: nn.Module, X: sp.csr_matrix, y: np.ndarray, device, *, train: bool = False) -> tuple[dict, np.ndarray]:
+    """A split's scores in the metrics schema of :mod:`nnlab.results`, and P(positive) of every row."""
     probabilities = predict_proba(model, X, device)
     predicted = (probabilities >= 0.5).astype(np.int64)
-    metrics = binary_metrics(y, predicted)
-    metrics["loss"] = bce(probabilities, y)
-    # rows = actual (negative, positive), columns = predicted
-    metrics["confusion_matrix"] = confusion_matrix(y, predicted, labels=[0, 1]).tolist()
-    return metrics, predicted
+    return classifier_scores(y, predicted, CLASSES, bce(probabilities, y), train=train), probabilities
 
 
-def run_metrics(result: TrainResult, X_train, y_train, X_test, y_test, device) -> tuple[dict, dict]:
-    """The nested metrics of a run, and the test predictions (None when diverged)."""
-    if result.diverged:
-        empty = {k: None for k in ("accuracy", "precision", "recall", "f1", "loss")}
-        return {"train": empty, "test": dict(empty), "diverged": True}, {}
-    train, _ = evaluate(result.model, X_train, y_train, device)
-    test, predicted = evaluate(result.model, X_test, y_test, device)
-    return {"train": train, "test": test, "diverged": False}, {"test": predicted}
+def run_metrics(training: Training, source: str, X_train, y_train, X_test, y_test, device) -> tuple[dict, np.ndarray | None]:
+    """The run's metrics record, and P(positive) of every test row (None when it diverged)."""
+    if training.result.diverged:
+        return model_metrics(source, training.result.run_record(), diverged_scores(CLASSES, train=True),
+                             diverged_scores(CLASSES)), None
+    train, _ = scores(training.model, X_train, y_train, device, train=True)
+    test, probabilities = scores(training.model, X_test, y_test, device)
+    return model_metrics(source, training.result.run_record(), train, test), probabilities
+
+
+def save_model(directory: Path, training: Training, config: ClassifierConfig, *, n_features: int,
+               source: str) -> None:
+    """The trained net and what rebuilds it (see :mod:`nnlab.artifacts`)."""
+    artifacts.save_state_dict(directory, training.model)
+    artifacts.write_spec(directory, KIND, n_features=n_features, classes=list(CLASSES), source=source,
+                         config=dataclasses.asdict(config), run=training.result.run_record())
+
+
+def load_model(directory: str | Path) -> tuple[SentimentNet, dict]:
+    """The net saved by :func:`save_model` (on the CPU, in eval mode) and its spec."""
+    spec = artifacts.read_spec(directory, KIND, "imdb_train")
+    config = spec["config"]
+    model = SentimentNet(spec["n_features"], config["hidden_units"], config["activation"], "default")
+    return artifacts.load_state_dict(directory, model), spec
