@@ -287,3 +287,10 @@ def learning_rate(params: Section, model: Section) -> float:
 def seed(params: Section) -> int:
     """The shared ``train.seed``."""
     return train_settings(params).seed
+
+
+def sgd_settings(params: Section, cfg: Section) -> dict:
+    """The linear MNIST classifiers' ``lr`` (the section's, else ``train.lr``), ``batch_size``,
+    ``iterations`` and ``eval_every``."""
+    return {"lr": learning_rate(params, cfg), "batch_size": cfg.int("batch_size", min=1),
+            "iterations": cfg.int("iterations", min=1), "eval_every": cfg.int("eval_every", min=1)}

@@ -76,9 +76,46 @@ def predict_mri(paths: Sequence[str], models: Path, model: str | None) -> list[P
              "probabilities": dict(zip(classes, map(float, row)))} for path, row in zip(paths, probabilities)]
 
 
+def read_digit(path: Path, side: int) -> np.ndarray:
+    """A ``side`` x ``side`` greyscale image as uint8; other sizes and colour images are refused."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode not in ("L", "1", "P", "LA"):
+                raise DataError(f"{path}: a {image.mode} image; a digit is greyscale (mode L), white on black")
+            grey = image.convert("L")
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DataError(f"{path}: unreadable image ({exc})") from None
+    if grey.size != (side, side):
+        raise DataError(f"{path}: image is {grey.size[0]}x{grey.size[1]}, expected {side}x{side}")
+    return np.asarray(grey, dtype=np.uint8)
+
+
+def predict_mnist(paths: Sequence[str], models: Path, model: str | None) -> list[Prediction]:
+    """The linear classifiers give scores, not probabilities (their loss is MSE to one-hot
+    targets): the probabilities shown are the scores' softmax, ranked as the scores are."""
+    import torch
+
+    from nnlab import artifacts
+    from nnlab.datasets import mnist
+    from nnlab.models import linear
+
+    scaling = artifacts.read_spec(models / "mnist_scaling", mnist.SCALING_KIND, "mnist_normalize")
+    name = model or "mnist_torch"
+    load = linear.load_numpy_model if name == "mnist_linear" else linear.load_torch_model
+    classifier, spec = load(models / name, name)
+    pixels = mnist.flat_pixels(np.stack([read_digit(Path(path), scaling["side"]) for path in paths]))
+    probabilities = softmax_rows(torch.from_numpy(classifier.scores(pixels)))
+    return [{"input": path, "label": spec["classes"][int(row.argmax())],
+             "probabilities": dict(zip(spec["classes"], map(float, row)))} for path, row in zip(paths, probabilities)]
+
+
 PREDICTORS: dict[str, Callable[[Sequence[str], Path, str | None], list[Prediction]]] = {
     "imdb": predict_imdb,
     "mri": predict_mri,
+    "mnist": predict_mnist,
 }
 
 

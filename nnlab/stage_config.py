@@ -22,3 +22,4 @@ def classifier_config(params: Section, cfg: Section) -> ClassifierConfig:
         batch_size=cfg.int("batch_size", min=1), epochs=cfg.int("epochs", min=1),
         log_every=cfg.int("log_every", min=1),
     )
+

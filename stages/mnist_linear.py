@@ -1,9 +1,10 @@
-"""Stage `mnist_linear`: the hand-written (numpy) linear classifier of report 003.
+"""Stage `mnist_linear`: train the hand-written (numpy) linear classifier of report 003.
 
 Reads data/mnist/normalized.npz and params `mnist_linear` (+ `train` for the
-seed, and for lr when the section's lr is null); writes metrics/mnist_linear.json,
+seed, and for lr when the section's lr is null) and `data.mnist.source`; writes
+models/mnist_linear/ (W and what rebuilds the model) and
 plots/mnist_linear/history.csv (step, train/test loss and accuracy every
-`eval_every` steps) and plots/mnist_linear/curves.png.
+`eval_every` steps). Stage `mnist_evaluate` scores it.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from nnlab.cli import run, stage_parser
 from nnlab.datasets import mnist
 from nnlab.io import StageOutputs
 from nnlab.models import linear
-from nnlab.params import load_params, seed
+from nnlab.params import load_params, seed, sgd_settings
 from nnlab.runtime import numpy_rng
 
 INPUT = "data/mnist/normalized.npz"
@@ -22,19 +23,16 @@ def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     params = load_params(args.params)
     cfg = params.section(NAME)
-    settings = linear.sgd_settings(params, cfg)
+    settings = sgd_settings(params, cfg)
     cfg.check_all_used()
+    source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
     data = mnist.load_normalized(INPUT)
     result = linear.train_numpy(data, rng=numpy_rng(seed(params)), desc="hand-written linear", **settings)
-    summary = result.summary()
-    fig = linear.curves_figure({"hand-written linear": {
-        f"lr {settings['lr']:g}, batch {settings['batch_size']}": result.history}})
     with StageOutputs() as out:
-        out.json(f"metrics/{NAME}.json", summary)
+        linear.save_model(out.directory(f"models/{NAME}"), result, "numpy", settings=settings, source=source)
         out.csv(f"plots/{NAME}/history.csv", result.history)
-        out.figure(f"plots/{NAME}/curves.png", fig)
-    print(f"hand-written linear: train {summary['train']['accuracy']}, test {summary['test']['accuracy']}"
-          f"{' (diverged)' if result.diverged else ''}")
+    print(f"hand-written linear: {'diverged at step ' + str(result.diverged_at) if result.diverged else 'trained'}"
+          f" ({result.steps} steps)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from nnlab.cli import run, stage_parser
 from nnlab.datasets import mnist
 from nnlab.io import StageOutputs
 from nnlab.models import linear
-from nnlab.params import load_params, seed
+from nnlab.params import load_params, seed, sgd_settings
 
 INPUT = "data/mnist/normalized.npz"
 NAME = "mnist_train_size"
@@ -23,7 +23,7 @@ def main(argv=None) -> None:
     params = load_params(args.params)
     cfg = params.section(NAME)
     sizes = cfg.int_list("sizes", min=1)
-    settings = linear.sgd_settings(params, cfg)
+    settings = sgd_settings(params, cfg)
     cfg.check_all_used()
     data = mnist.load_normalized(INPUT)
     runs = linear.train_size_study(data, sizes=sizes, seed=seed(params), **settings)

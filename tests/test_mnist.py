@@ -7,6 +7,7 @@ import io
 import json
 import time
 import urllib.error
+from functools import partial
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from nnlab.datasets import mnist
 from nnlab.errors import DataError
 from nnlab.io import dumps_json
 from nnlab.models import linear
+from nnlab.results import check_model_metrics
 from test_idx import idx_bytes, make_idx_folder
 
 
@@ -258,12 +260,31 @@ def params_with(**sections) -> dict:
     return deep_merge(default_params(), sections)
 
 
-def test_linear_stage_diverging_writes_valid_metrics(workdir):
-    result = run_stage("mnist_linear", params_with(mnist_linear={"lr": 0.1, "iterations": 300}), workdir)
-    assert result.returncode == 0, result.stderr
+def test_diverging_model_is_evaluated_into_valid_metrics(workdir):
+    params = params_with(mnist_linear={"lr": 0.1, "iterations": 300}, mnist_torch={"iterations": 20})
+    for stage in ("mnist_linear", "mnist_torch", "mnist_evaluate"):
+        result = run_stage(stage, params, workdir)
+        assert result.returncode == 0, result.stderr
     metrics = strict_json((workdir / "metrics/mnist_linear.json").read_text())
-    assert metrics["diverged"] is True and metrics["test"]["accuracy"] is None
+    assert metrics["diverged"] is True and metrics["test"]["accuracy"] is None and metrics["unit"] == "step"
+    check_model_metrics(metrics)
+    check_model_metrics(strict_json((workdir / "metrics/mnist_torch.json").read_text()))
     assert (workdir / "plots/mnist_linear/curves.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("implementation", ["numpy", "torch"])
+def test_saved_model_scores_bit_for_bit_the_same(tmp_path, implementation):
+    data = small_data()
+    train = linear.train_numpy if implementation == "numpy" else partial(linear.train_torch, device="cpu")
+    result = train(data, lr=0.01, batch_size=10, iterations=30, eval_every=10, rng=np.random.default_rng(0))
+    linear.save_model(tmp_path, result, implementation, settings={"lr": 0.01}, source="embedded")
+    load = linear.load_numpy_model if implementation == "numpy" else linear.load_torch_model
+    model, spec = load(tmp_path)
+    weights = result.weights
+    W = weights["W"] if implementation == "numpy" else weights["weight"].astype(np.float32).astype(np.float64)
+    expected = data.X_test.astype(np.float64) @ W.T + (weights["bias"].astype(np.float32) if "bias" in weights else 0)
+    assert np.array_equal(model.scores(data.X_test), expected)
+    assert spec["run"] == result.run_record() and spec["classes"] == linear.CLASSES
 
 
 def test_data_stage_bad_idx_folder_is_one_line(tmp_path):

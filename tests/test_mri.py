@@ -13,7 +13,8 @@ from nnlab import images
 from nnlab.datasets import mri, mri_phantom
 from nnlab.errors import DataError, ParamError
 from nnlab.models import mri_nets
-from nnlab.torch_train import ArrayDataset
+from nnlab.results import check_model_metrics
+from nnlab.torch_train import ArrayDataset, run_metrics
 
 H, W = 16, 12   # fixture images: small, so the tests stay fast
 
@@ -172,19 +173,39 @@ def tiny_datasets(height=40, width=36):
     return ArrayDataset(x[:60], labels[:60]), ArrayDataset(x[60:], labels[60:])
 
 
+def scored_fit(name: str, train, test, **options) -> tuple[dict, np.ndarray | None]:
+    cpu = torch.device("cpu")
+    model, result = mri_nets.fit(name, train, test, seed=1, device=cpu, **options)
+    return run_metrics(model, result, train, test, list(mri.CLASS_NAMES), cpu, "synthetic")
+
+
 def test_training_learns_and_is_deterministic():
     train, test = tiny_datasets(4, 4)
-    runs = [mri_nets.fit("simple_nn2", train, test, list(mri.CLASS_NAMES), seed=1, device=torch.device("cpu"),
-                         epochs=30, batch_size=10, lr=0.05)[0] for _ in range(2)]
-    assert runs[0] == runs[1]
-    assert runs[0]["train"]["accuracy"] > 0.9 and runs[0]["test"]["accuracy"] > 0.5   # chance: 0.25
-    assert runs[0]["diverged"] is False and runs[0]["epochs_completed"] == 30
-    assert np.array(runs[0]["test"]["confusion_matrix"]).sum() == 20
+    runs = [scored_fit("simple_nn2", train, test, epochs=30, batch_size=10, lr=0.05) for _ in range(2)]
+    (metrics, predicted), (again, _) = runs
+    assert metrics == again
+    assert metrics["train"]["accuracy"] > 0.9 and metrics["test"]["accuracy"] > 0.5   # chance: 0.25
+    assert metrics["diverged"] is False and metrics["trained"] == 30 and metrics["unit"] == "epoch"
+    assert len(predicted) == 20 and set(metrics["test"]["recall"]) == set(mri.CLASS_NAMES)
+    check_model_metrics(metrics)
 
 
 def test_huge_learning_rate_diverges_cleanly():
     train, test = tiny_datasets()
-    metrics, result, confusion = mri_nets.fit("cnn3", train, test, list(mri.CLASS_NAMES), seed=1,
-                                              device=torch.device("cpu"), epochs=3, batch_size=5, lr=1e4, max_loss=100.0)
-    assert metrics["diverged"] is True and metrics["diverged_at"]["epoch"] == 1
-    assert metrics["test"]["accuracy"] is None and confusion == {}
+    metrics, predicted = scored_fit("cnn3", train, test, epochs=3, batch_size=5, lr=1e4, max_loss=100.0)
+    assert metrics["diverged"] is True and metrics["diverged_at"] == 1
+    assert metrics["test"]["accuracy"] is None and predicted is None
+    check_model_metrics(metrics)
+
+
+def test_saved_model_predicts_bit_for_bit_the_same(tmp_path):
+    train, test = tiny_datasets()
+    model, result = mri_nets.fit("cnn_improved", train, test, seed=1, device=torch.device("cpu"), epochs=1,
+                                 batch_size=10, lr=0.05)
+    mri_nets.save_model(tmp_path, model, "cnn_improved", input_shape=(1, 40, 36), class_names=list(mri.CLASS_NAMES),
+                        source="synthetic", options={"lr": 0.05}, result=result)
+    loaded, spec = mri_nets.load_model(tmp_path, "mri_model@cnn_improved")
+    x = torch.from_numpy(test.features).float().to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), loaded(x))
+    assert spec["run"] == result.run_record() and spec["source"] == "synthetic"

@@ -192,9 +192,24 @@ class NormalizedMnist:
         return dict(vars(self))
 
 
+SCALING_KIND = "mnist_scaling"
+
+
+def flat_pixels(images: np.ndarray) -> np.ndarray:
+    """(n, 28, 28) uint8 digits -> (n, 784) float32 in [0, 1]: the only scaling the models see."""
+    return np.divide(images.reshape(len(images), N_PIXELS), 255, dtype=np.float32)
+
+
+def save_scaling(directory: Path, source: str) -> None:
+    """What :func:`flat_pixels` expects of a digit, for new digits (``nnlab.predict``)."""
+    from nnlab import artifacts
+
+    artifacts.write_spec(directory, SCALING_KIND, side=SIDE, divisor=255, source=source,
+                         digits="white on black, centred, as MNIST's")
+
+
 def normalize(split: MnistSplit) -> NormalizedMnist:
-    def flat(images):
-        return np.divide(images.reshape(len(images), N_PIXELS), 255, dtype=np.float32)
+    flat = flat_pixels
 
     def one_hot(labels):
         return np.eye(N_CLASSES, dtype=np.float32)[labels]

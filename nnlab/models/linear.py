@@ -25,7 +25,8 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from nnlab.datasets.mnist import N_CLASSES, N_PIXELS, NormalizedMnist
-from nnlab.params import Section, learning_rate
+from nnlab import artifacts
+from nnlab.results import classifier_scores, diverged_scores, model_metrics
 
 
 def draw_batch(rng: np.random.Generator, n_samples: int, batch_size: int) -> np.ndarray:
@@ -114,6 +115,10 @@ class TrainResult:
             }
         summary.update(diverged=self.diverged, diverged_at_step=self.diverged_at, steps=self.steps)
         return summary
+
+    def run_record(self) -> dict:
+        """How the run ended, in the terms of :class:`nnlab.results.TrainResult`."""
+        return {"diverged": self.diverged, "diverged_at": self.diverged_at, "trained": self.steps, "unit": "step"}
 
 
 def _eval_steps(iterations: int, eval_every: int) -> set[int]:
@@ -314,12 +319,6 @@ def train_size_study(data: NormalizedMnist, *, sizes: list[int], lr: float, batc
     return runs
 
 
-def sgd_settings(params: Section, cfg: Section) -> dict:
-    """``lr`` (the section's, else ``train.lr``), ``batch_size``, ``iterations``, ``eval_every`` of ``cfg``."""
-    return {"lr": learning_rate(params, cfg), "batch_size": cfg.int("batch_size", min=1),
-            "iterations": cfg.int("iterations", min=1), "eval_every": cfg.int("eval_every", min=1)}
-
-
 def curves_figure(panels: dict[str, dict[str, list[dict]]]):
     """One column per panel: train loss (log scale) on top, train/test accuracy below, one colour per run.
 
@@ -344,3 +343,71 @@ def curves_figure(panels: dict[str, dict[str, list[dict]]]):
             ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+CLASSES = [str(digit) for digit in range(N_CLASSES)]
+KINDS = {"numpy": "mnist_linear_numpy", "torch": "mnist_linear_torch"}
+
+
+@dataclass
+class LinearModel:
+    """A trained linear classifier, either implementation: scores ``x W^T + b``."""
+
+    W: np.ndarray
+    b: np.ndarray | None = None
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        scores = np.asarray(X, dtype=np.float64) @ self.W.T
+        return scores if self.b is None else scores + self.b
+
+    def split_scores(self, X: np.ndarray, Y: np.ndarray, labels: np.ndarray, *, train: bool) -> dict:
+        """The split's scores in the metrics schema; the loss is the training loss, mean 0.5 ||Wx - y||^2."""
+        scores = self.scores(X)
+        loss = 0.5 * float(np.sum((scores - Y) ** 2)) / len(X)
+        return classifier_scores(labels, scores.argmax(axis=1), CLASSES, loss, train=train)
+
+
+def save_model(directory, result: TrainResult, implementation: str, *, settings: dict, source: str) -> None:
+    """The final weights (``weights.npz`` by hand, a ``state_dict`` for PyTorch) and what rebuilds the model."""
+    import torch
+
+    weights = result.weights
+    if implementation == "numpy":
+        artifacts.save_arrays(directory, weights)
+    else:
+        artifacts.save_state_dict(directory, _torch_linear({k: torch.from_numpy(v.astype(np.float32))
+                                                            for k, v in weights.items()}))
+    artifacts.write_spec(directory, KINDS[implementation], classes=CLASSES, n_pixels=N_PIXELS, source=source,
+                         bias="bias" in weights, settings=settings, run=result.run_record())
+
+
+def _torch_linear(state: dict):
+    from torch import nn
+
+    model = nn.Linear(N_PIXELS, N_CLASSES, bias="bias" in state)
+    model.load_state_dict(state)
+    return model
+
+
+def load_numpy_model(directory, stage: str = "mnist_linear") -> tuple[LinearModel, dict]:
+    spec = artifacts.read_spec(directory, KINDS["numpy"], stage)
+    return LinearModel(artifacts.load_arrays(directory)["W"]), spec
+
+
+def load_torch_model(directory, stage: str = "mnist_torch") -> tuple[LinearModel, dict]:
+    from torch import nn
+
+    spec = artifacts.read_spec(directory, KINDS["torch"], stage)
+    model = artifacts.load_state_dict(directory, nn.Linear(N_PIXELS, N_CLASSES, bias=spec["bias"]))
+    bias = model.bias.detach().double().numpy() if model.bias is not None else None
+    return LinearModel(model.weight.detach().double().numpy(), bias), spec
+
+
+def model_record(model: LinearModel, spec: dict, data: NormalizedMnist) -> dict:
+    """The model's metrics record (see :mod:`nnlab.results`)."""
+    if spec["run"]["diverged"]:
+        return model_metrics(spec["source"], spec["run"], diverged_scores(CLASSES, train=True),
+                             diverged_scores(CLASSES))
+    return model_metrics(spec["source"], spec["run"],
+                         model.split_scores(data.X_train, data.Y_train, data.labels_train, train=True),
+                         model.split_scores(data.X_test, data.Y_test, data.labels_test, train=False))

@@ -162,7 +162,11 @@ def save_model(directory: Path, model: nn.Module, name: str, *, input_shape: tup
 
 
 def load_model(directory: str | Path, stage: str) -> tuple[nn.Module, dict]:
-    """The network saved by :func:`save_model` (on the CPU, in eval mode) and its spec."""
+    """The network saved by :func:`save_model` (on the CPU, in eval mode, in the memory layout it
+    was trained in, so that it computes the very same numbers) and its spec."""
+    from nnlab.torch_train import memory_format
+
     spec = artifacts.read_spec(directory, KIND, stage)
     model = MODELS[spec["architecture"]](tuple(spec["input_shape"]))
-    return artifacts.load_state_dict(directory, model), spec
+    model = artifacts.load_state_dict(directory, model)
+    return model.to(memory_format=memory_format(model)), spec

@@ -1,0 +1,58 @@
+"""Stage `mnist_evaluate`: score both linear MNIST classifiers and draw them side by side (report 003).
+
+Reads models/mnist_linear/, models/mnist_torch/, their history.csv and
+data/mnist/normalized.npz; writes metrics/mnist_linear.json and
+metrics/mnist_torch.json (train and test accuracy and loss, the mean
+0.5 ||Wx - y||^2; test macro-F1 and per-digit recall), plots/<model>/confusion.json
+(test split) and curves.png, and plots/mnist_torch/comparison.png (the report's
+bar chart of hand-written against PyTorch accuracy). Retrains nothing.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from nnlab import plotting
+from nnlab.cli import run, stage_parser
+from nnlab.datasets import mnist
+from nnlab.io import StageOutputs
+from nnlab.metrics import confusion_records
+from nnlab.models import linear
+
+INPUT = "data/mnist/normalized.npz"
+MODELS = {"mnist_linear": ("hand-written (numpy)", linear.load_numpy_model),
+          "mnist_torch": ("PyTorch", linear.load_torch_model)}
+
+
+def main(argv=None) -> None:
+    stage_parser(__doc__).parse_args(argv)
+    data = mnist.load_normalized(INPUT)
+    records, confusions, curves = {}, {}, {}
+    for name, (label, load) in MODELS.items():
+        model, spec = load(f"models/{name}")
+        records[name] = linear.model_record(model, spec, data)
+        diverged = records[name]["diverged"]
+        confusions[name] = [] if diverged else confusion_records(
+            data.labels_test, model.scores(data.X_test).argmax(axis=1), linear.CLASSES)
+        history = pd.read_csv(f"plots/{name}/history.csv").to_dict("records")
+        settings = spec["settings"]
+        curves[name] = linear.curves_figure({label: {f"lr {settings['lr']:g}, batch {settings['batch_size']}": history}})
+    # A diverged run has null accuracies: no bar, rather than a 0.
+    comparison = plotting.bar_chart(
+        {MODELS[name][0]: {split: math.nan if record[split]["accuracy"] is None else record[split]["accuracy"]
+                           for split in ("train", "test")} for name, record in records.items()},
+        title="Linear MNIST classifier: final accuracy", ylabel="accuracy")
+    with StageOutputs() as out:
+        for name in MODELS:
+            out.json(f"metrics/{name}.json", records[name])
+            out.json(f"plots/{name}/confusion.json", confusions[name])
+            out.figure(f"plots/{name}/curves.png", curves[name])
+        out.figure("plots/mnist_torch/comparison.png", comparison)
+    for name, record in records.items():
+        print(f"{name}: diverged" if record["diverged"] else
+              f"{name}: train {record['train']['accuracy']:.4f}, test {record['test']['accuracy']:.4f}")
+
+
+if __name__ == "__main__":
+    run(main)
