@@ -63,3 +63,15 @@ def run_stage(stage: str, params: dict, cwd: Path, **options) -> subprocess.Comp
         cwd=cwd, env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
         **options,
     )
+
+
+def peak_memory_mib(call: str) -> tuple[str, float]:
+    """Evaluate ``call`` (Python, with ``nnlab`` importable) in a fresh interpreter, so that its peak
+    memory is that call's alone: the one-line NnlabError it raised ("" if none) and the peak in MiB."""
+    code = ("import resource, sys\nfrom nnlab.errors import NnlabError\ntry:\n"
+            f"    {call}\nexcept NnlabError as exc:\n    print(exc)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], env={**venv_env(), "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip(), float(result.stderr.strip().splitlines()[-1])
