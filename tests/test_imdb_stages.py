@@ -36,3 +36,17 @@ def test_bad_csv_is_one_line_error(tmp_path):
     result = run_stage("imdb_data", params, tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "row 3: unknown sentiment 'so-so'" in result.stderr
+
+
+def test_official_split_of_a_folder_without_test_is_one_line(tmp_path):
+    """Was a KeyError: 'train' in the stage."""
+    for polarity in ("pos", "neg"):
+        folder = tmp_path / "aclImdb" / "train" / polarity
+        folder.mkdir(parents=True)
+        (folder / "1_5.txt").write_text("A film.")
+    params = imdb_params(data={"imdb": {"source": "aclimdb", "path": str(tmp_path), "split": "official"}})
+    result = run_stage("imdb_data", params, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {tmp_path}: no reviews in aclImdb/test/neg/: the official split "
+                                          "needs train/ and test/, each with pos/ and neg/ (or use data.imdb.split: "
+                                          "random)"]
