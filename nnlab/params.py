@@ -218,6 +218,14 @@ class Section:
             raise self.fail(key, size, f"larger than the {n_samples} training samples")
         return size
 
+    def batch_sizes(self, key: str, n_samples: int) -> list[int]:
+        """A list of batch sizes, each in 1..n_samples."""
+        sizes = self.int_list(key, min=1)
+        too_large = [size for size in sizes if size > n_samples]
+        if too_large:
+            raise self.fail(key, sizes, f"{too_large[0]} is larger than the {n_samples} training samples")
+        return sizes
+
 
 def _check_range(section: Section, key: str, value, lo, hi) -> None:
     if lo is not None and value < lo:

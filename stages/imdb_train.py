@@ -8,6 +8,8 @@ report printed it), confusion.json (test split) and loss.png.
 """
 from __future__ import annotations
 
+import sys
+
 from nnlab import plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import imdb
@@ -28,7 +30,8 @@ def classifier_config(params: Section, cfg: Section) -> ClassifierConfig:
     return ClassifierConfig(
         hidden_units=tuple(hidden), activation=cfg.str("activation", choices=ACTIVATIONS),
         init=cfg.str("init", choices=INITS), lr=learning_rate(params, cfg),
-        batch_size=cfg.int("batch_size", min=1), epochs=cfg.int("epochs", min=1),
+        # Only >= 1 here, before the data are read: main checks it against the training reviews.
+        batch_size=cfg.batch_size("batch_size", sys.maxsize, allow_full=False), epochs=cfg.int("epochs", min=1),
         log_every=cfg.int("log_every", min=1),
     )
 
@@ -42,6 +45,7 @@ def main(argv=None) -> None:
     device = torch_device(params.section("train").str("device"))
 
     X_train, y_train, X_test, y_test = imdb.load_features(FEATURES)
+    cfg.batch_size("batch_size", X_train.shape[0], allow_full=False)
     result = train_classifier(X_train, y_train, X_test, y_test, config, seed=seed(params), device=device)
     metrics, predicted = run_metrics(result, X_train, y_train, X_test, y_test, device)
     figure = plotting.split_curves(

@@ -25,6 +25,7 @@ def main(argv=None) -> None:
     settings = linear.sgd_settings(params, cfg)
     cfg.check_all_used()
     data = mnist.load_normalized(INPUT)
+    cfg.batch_size("batch_size", len(data.labels_train), allow_full=False)
     result = linear.train_numpy(data, rng=numpy_rng(seed(params)), desc="hand-written linear", **settings)
     summary = result.summary()
     fig = linear.curves_figure({"hand-written linear": {

@@ -50,6 +50,7 @@ def main(argv=None) -> None:
     cfg.check_all_used()
     device = torch_device(params.section("train").str("device"))
     data = mnist.load_normalized(INPUT)
+    cfg.batch_size("batch_size", len(data.labels_train), allow_full=False)
     hand_written = read_hand_written()
     seed_torch(seed(params))
     if device.type == "cpu":

@@ -15,6 +15,7 @@ trajectories can be compared step by step.
 """
 from __future__ import annotations
 
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -315,8 +316,12 @@ def train_size_study(data: NormalizedMnist, *, sizes: list[int], lr: float, batc
 
 
 def sgd_settings(params: Section, cfg: Section) -> dict:
-    """``lr`` (the section's, else ``train.lr``), ``batch_size``, ``iterations``, ``eval_every`` of ``cfg``."""
-    return {"lr": learning_rate(params, cfg), "batch_size": cfg.int("batch_size", min=1),
+    """``lr`` (the section's, else ``train.lr``), ``batch_size``, ``iterations``, ``eval_every`` of ``cfg``.
+
+    The batch size is only checked to be >= 1 here, before the data are read;
+    check it against the training samples with ``cfg.batch_size`` once they are.
+    """
+    return {"lr": learning_rate(params, cfg), "batch_size": cfg.batch_size("batch_size", sys.maxsize, allow_full=False),
             "iterations": cfg.int("iterations", min=1), "eval_every": cfg.int("eval_every", min=1)}
 
 
