@@ -16,3 +16,7 @@ class ParamError(NnlabError):
 
 class DataError(NnlabError):
     """An input file is missing, corrupt or not in the expected format."""
+
+
+class OutputError(NnlabError):
+    """An output cannot be written: no permission, a full disk, a file size limit."""

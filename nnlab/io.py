@@ -1,8 +1,8 @@
 """Writing stage outputs so that a failed or interrupted stage leaves nothing half-written.
 
 A stage collects its outputs in a :class:`StageOutputs` transaction: every
-file goes to a hidden temporary sibling first and all of them are renamed
-into place only when the ``with`` block ends without an exception::
+file or folder goes to a hidden temporary sibling first, and all of them are
+moved into place only when the ``with`` block ends without an exception::
 
     with StageOutputs() as out:
         out.json("metrics/mlp_moons.json", metrics)
@@ -10,7 +10,21 @@ into place only when the ``with`` block ends without an exception::
         out.figure("plots/mlp_moons/curves.png", fig)
 
 On an exception (a bad parameter, Ctrl-C) the temporaries are removed and
-the previous outputs, if any, are left as they were.
+the previous outputs, if any, are left as they were. An output that cannot be
+written (no permission, a full disk, ``ulimit -f``) is an
+:class:`~nnlab.errors.OutputError` naming it.
+
+Publishing several outputs takes several renames, so it is journalled: the
+list of moves is written to ``.publishing.<random>.tmp.json`` in the working
+directory (where the stage's relative output paths start) before the first
+move, and removed after the last. A process killed before the journal exists
+leaves the old outputs; one killed after it leaves a journal that the next
+``StageOutputs`` (of any stage) completes before it does anything else. The
+journal is locked while its process lives, so a concurrent stage never
+completes another's publishing. A folder cannot be renamed over a folder: the
+old one is moved aside to ``<temporary>.old`` first, and removed last.
+Temporaries of a run killed before it published are removed when an output
+of the same name is next reserved.
 
 JSON is written with ``allow_nan=False`` after :func:`to_jsonable` has
 turned NaN and infinities into ``null``, so a metrics file is always valid JSON.
@@ -20,19 +34,30 @@ should not show up as changes in `dvc metrics diff` or in git.
 """
 from __future__ import annotations
 
-import glob
+import contextlib
+import errno
+import fcntl
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 #: Significant digits of every float in JSON and CSV outputs.
 SIGNIFICANT_DIGITS = 6
+
+from nnlab.errors import OutputError
+
+JOURNAL_PREFIX = ".publishing."
+# A journal being written, then the complete one; both match .gitignore's `.*.tmp*`.
+JOURNAL_PART, JOURNAL_DONE = ".tmp.part", ".tmp.json"
+# Errors of a write whose OSError carries no file name (write() on a full disk or past ulimit -f).
+UNNAMED_WRITE_ERRORS = {errno.EFBIG, errno.ENOSPC, errno.EDQUOT}
 
 
 def _umask() -> int:
@@ -41,21 +66,69 @@ def _umask() -> int:
     return mask
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    """Rename ``tmp`` over ``final`` with the permissions a plain open() would give.
-
-    mkstemp/mkdtemp create owner-only files; outputs should be as readable as
-    any other file the user writes.
-    """
+def _give_ordinary_permissions(tmp: Path) -> None:
+    """mkstemp/mkdtemp create owner-only files; outputs should be as readable as any file the user writes."""
     mask = _umask()
+    for path in [tmp, *tmp.rglob("*")] if tmp.is_dir() else [tmp]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def _temporaries_of(final: Path) -> re.Pattern:
+    """Names of the temporaries (and moved-aside folders) of ``final``: ``.<name>.<random>.tmp...``."""
+    return re.compile(rf"\.{re.escape(final.name)}\.[a-z0-9_]+\.tmp.*")  # [a-z0-9_]: mkstemp's random letters
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        os.unlink(path)
+
+
+def _remove_leftovers(final: Path) -> None:
+    """Temporaries an earlier run of the same output left (killed before it published)."""
+    pattern = _temporaries_of(final)
+    for entry in final.parent.iterdir():
+        if pattern.fullmatch(entry.name):
+            _remove(entry)
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` over ``final``; repeating it after a kill at any point finishes the job."""
+    aside = tmp.with_name(tmp.name + ".old")
     if tmp.is_dir():
-        for path in [tmp, *tmp.rglob("*")]:
-            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
-        if final.exists():
-            shutil.rmtree(final)
-    else:
-        tmp.chmod(0o666 & ~mask)
-    os.replace(tmp, final)
+        if final.exists():  # os.replace cannot replace a non-empty folder
+            os.replace(final, aside)
+        os.replace(tmp, final)
+    elif tmp.exists():
+        os.replace(tmp, final)
+    if aside.exists():
+        _remove(aside)
+
+
+def _held_by_a_live_process(handle) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    return False
+
+
+def finish_interrupted_publishing(directory: Path = Path(".")) -> None:
+    """Complete the publishing a killed stage journalled in ``directory``; drop unfinished journals."""
+    for journal in sorted(directory.glob(f"{JOURNAL_PREFIX}*.tmp.*")):
+        try:
+            handle = open(journal, "rb")
+        except FileNotFoundError:  # its stage has just finished
+            continue
+        with handle:
+            if _held_by_a_live_process(handle):
+                continue  # its stage is alive and publishing
+            if journal.name.endswith(JOURNAL_DONE):
+                for move in json.loads(handle.read()):
+                    _move_into_place(directory / move["temporary"], directory / move["final"])
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(journal)
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -91,38 +164,45 @@ def _csv_text(rows: Any) -> str:
 
 
 class StageOutputs:
-    """All-or-nothing publication of a stage's output files (see module docstring)."""
+    """All-or-nothing publication of a stage's output files and folders (see module docstring)."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[Path, Path]] = []
+        self._pending: list[tuple[Path, Path]] = []   # (temporary, final)
 
     def __enter__(self) -> "StageOutputs":
+        finish_interrupted_publishing()
         return self
 
-    def _reserve(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp{path.suffix}"):
-            stale.unlink()  # left by an earlier run killed while it published its outputs
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-        os.close(fd)
-        self._pending.append((Path(tmp), path))
+    def _reserve(self, path: str | Path, *, folder: bool) -> Path:
+        final = Path(path)
+        with _writing(final):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            _remove_leftovers(final)
+            prefix = f".{final.name}."
+            if folder:
+                tmp = tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=final.parent)
+            else:
+                fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=f".tmp{final.suffix}", dir=final.parent)
+                os.close(fd)
+        self._pending.append((Path(tmp), final))
         return Path(tmp)
 
     def path(self, path: str | Path) -> Path:
         """A temporary file to write ``path``'s content to yourself (e.g. np.save)."""
-        return self._reserve(path)
+        return self._reserve(path, folder=False)
 
     def directory(self, path: str | Path) -> Path:
         """A temporary directory that replaces the directory ``path`` on commit."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        self._pending.append((tmp, path))
-        return tmp
+        return self._reserve(path, folder=True)
+
+    def write(self, path: str | Path, writer: Callable[[Path], None]) -> None:
+        """Let ``writer(tmp_path)`` produce the file's content."""
+        tmp = self.path(path)
+        with _writing(Path(path)):
+            writer(tmp)
 
     def text(self, path: str | Path, text: str) -> None:
-        self._reserve(path).write_text(text, encoding="utf-8")
+        self.write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     def json(self, path: str | Path, obj: Any) -> None:
         self.text(path, dumps_json(obj))
@@ -133,25 +213,82 @@ class StageOutputs:
     def figure(self, path: str | Path, fig) -> None:
         import matplotlib.pyplot as plt
 
-        fig.savefig(self._reserve(path), format="png", dpi=100, metadata={"Software": None})
-        plt.close(fig)
+        try:
+            self.write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None}))
+        finally:
+            plt.close(fig)
 
     def npz(self, path: str | Path, **arrays: np.ndarray) -> None:
-        with open(self._reserve(path), "wb") as handle:
-            np.savez(handle, **arrays)
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
 
-    def write(self, path: str | Path, writer: Callable[[Path], None]) -> None:
-        """Let ``writer(tmp_path)`` produce the file's content."""
-        writer(self._reserve(path))
+        self.write(path, save)
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            for tmp, final in self._pending:
-                _publish(tmp, final)
-        else:
-            for tmp, _ in self._pending:
-                if tmp.is_dir():
-                    shutil.rmtree(tmp, ignore_errors=True)
-                elif tmp.exists():
-                    tmp.unlink()
-        self._pending.clear()
+        pending, self._pending = self._pending, []
+        if exc_type is not None:
+            culprit = self._failed_output(pending, exc) if isinstance(exc, OSError) else None
+            for tmp, _ in pending:
+                _remove(tmp)
+            if culprit is not None:
+                raise _cannot_write(culprit, exc) from None
+            return
+        for tmp, _ in pending:
+            _give_ordinary_permissions(tmp)
+        self._publish(pending)
+
+    @staticmethod
+    def _failed_output(pending: list[tuple[Path, Path]], exc: OSError) -> Path | None:
+        """The output a stage was writing itself (into ``path()`` or ``directory()``) when ``exc`` came;
+        None when ``exc`` is about some other file."""
+        written = {}   # temporary file -> the output it becomes
+        for tmp, final in pending:
+            written[tmp] = final
+            if tmp.is_dir():
+                written.update({inner: final / inner.relative_to(tmp) for inner in tmp.rglob("*")})
+        if exc.filename is not None:
+            return written.get(Path(exc.filename))
+        if exc.errno not in UNNAMED_WRITE_ERRORS:
+            return None
+        # write() errors name no file: the one that failed is the one written last.
+        files = [path for path in written if path.is_file()]
+        return written[max(files, key=lambda path: path.stat().st_mtime_ns)] if files else None
+
+    @staticmethod
+    def _publish(pending: list[tuple[Path, Path]]) -> None:
+        moves = [{"temporary": str(tmp), "final": str(final)} for tmp, final in pending]
+        part = None
+        try:
+            fd, part = tempfile.mkstemp(prefix=JOURNAL_PREFIX, suffix=JOURNAL_PART, dir=".")
+            journal = os.fdopen(fd, "w", encoding="utf-8")
+            fcntl.flock(journal, fcntl.LOCK_EX)  # held until the last move: no other stage completes it meanwhile
+            journal.write(json.dumps(moves))
+            journal.flush()  # out of Python's buffer before the commit point below
+        except OSError as exc:
+            for tmp in [*(tmp for tmp, _ in pending), *([Path(part)] if part else [])]:
+                _remove(tmp)
+            raise OutputError(f"cannot write the publishing journal in {Path.cwd()}: {exc.strerror or exc}") from None
+        with journal:
+            done = part[:-len(JOURNAL_PART)] + JOURNAL_DONE
+            os.replace(part, done)  # the commit point: from here on, the next start completes the moves
+            for tmp, final in pending:
+                try:
+                    _move_into_place(tmp, final)
+                except OSError as exc:
+                    raise _cannot_write(final, exc) from None  # the journal stays: the next start retries
+            os.unlink(done)
+
+
+@contextlib.contextmanager
+def _writing(final: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise _cannot_write(final, exc) from None
+
+
+def _cannot_write(final: Path, exc: OSError) -> OutputError:
+    """One line naming the output, and the folder in its way when that is the cause."""
+    blocker = exc.filename is not None and Path(exc.filename) in final.parents
+    return OutputError(f"cannot write {final}: {exc.strerror or exc}" + (f" ({exc.filename})" if blocker else ""))

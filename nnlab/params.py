@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -244,6 +245,14 @@ class Section:
             raise self.fail(key, size, f"larger than the {n_samples} training samples")
         return size
 
+    def batch_sizes(self, key: str, n_samples: int) -> list[int]:
+        """A list of batch sizes, each in 1..n_samples."""
+        sizes = self.int_list(key, min=1)
+        too_large = [size for size in sizes if size > n_samples]
+        if too_large:
+            raise self.fail(key, sizes, f"{too_large[0]} is larger than the {n_samples} training samples")
+        return sizes
+
 
 def _check_range(section: Section, key: str, value, lo, hi) -> None:
     if lo is not None and value < lo:
@@ -291,6 +300,10 @@ def seed(params: Section) -> int:
 
 def sgd_settings(params: Section, cfg: Section) -> dict:
     """The linear MNIST classifiers' ``lr`` (the section's, else ``train.lr``), ``batch_size``,
-    ``iterations`` and ``eval_every``."""
-    return {"lr": learning_rate(params, cfg), "batch_size": cfg.int("batch_size", min=1),
+    ``iterations`` and ``eval_every``.
+
+    The batch size is only checked to be >= 1 here, before the data are read;
+    check it against the training samples with ``cfg.batch_size`` once they are.
+    """
+    return {"lr": learning_rate(params, cfg), "batch_size": cfg.batch_size("batch_size", sys.maxsize, allow_full=False),
             "iterations": cfg.int("iterations", min=1), "eval_every": cfg.int("eval_every", min=1)}

@@ -7,6 +7,8 @@ its keys through the typed getters, so a stage still ends with
 """
 from __future__ import annotations
 
+import sys
+
 from nnlab.models.sentiment import ACTIVATIONS, INITS, ClassifierConfig
 from nnlab.params import Section, learning_rate
 
@@ -19,7 +21,8 @@ def classifier_config(params: Section, cfg: Section) -> ClassifierConfig:
     return ClassifierConfig(
         hidden_units=tuple(hidden), activation=cfg.str("activation", choices=ACTIVATIONS),
         init=cfg.str("init", choices=INITS), lr=learning_rate(params, cfg),
-        batch_size=cfg.int("batch_size", min=1), epochs=cfg.int("epochs", min=1),
+        # Only >= 1 here, before the data are read: the stage checks it against the training reviews.
+        batch_size=cfg.batch_size("batch_size", sys.maxsize, allow_full=False), epochs=cfg.int("epochs", min=1),
         log_every=cfg.int("log_every", min=1),
     )
 

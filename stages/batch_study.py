@@ -40,10 +40,7 @@ def main(argv=None) -> None:
     cfg.check_all_used()
     data = load_split(INPUT)
     n_train = len(data.y_train)
-    too_large = [size for size in sizes if size is not None and size > n_train]
-    if too_large:
-        raise cfg.fail("batch_sizes", cfg.int_list("batch_sizes"),
-                       f"{too_large[0]} is larger than the {n_train} training samples")
+    cfg.batch_sizes("batch_sizes", n_train)
 
     results = {}
     for size in sizes:

@@ -40,17 +40,19 @@ def load_reviews(cfg: Section) -> tuple[str, pd.DataFrame]:
     how = cfg.str("split", choices=SPLITS)
     test_fraction = cfg.float("test_fraction", min=0.01, max=0.99)
     seed = cfg.int("seed", min=0)
+    max_review_bytes = cfg.int("max_review_bytes", min=1)
     synthetic = synthetic_options(cfg.section("synthetic"))
     cfg.check_all_used()
     if source == "synthetic":
         frame = synthetic_reviews(seed=seed, **synthetic)
     elif source == "aclimdb":
-        frame = imdb.read_aclimdb(path, download_dir)
+        frame = imdb.read_aclimdb(path, download_dir, max_review_bytes)
     else:
         if path is None:
             raise ParamError("data.imdb.path is null: source csv needs the path of a review,sentiment file")
-        frame = imdb.read_reviews_csv(path)
-    return source, imdb.split_reviews(frame, how=how, test_fraction=test_fraction, seed=seed, source=source)
+        frame = imdb.read_reviews_csv(path, max_review_bytes)
+    named = source if source == "synthetic" or path is None else path   # what the split's messages name
+    return source, imdb.split_reviews(frame, how=how, test_fraction=test_fraction, seed=seed, source=named)
 
 
 def main(argv=None) -> None:

@@ -7,7 +7,8 @@ models/imdb_tfidf/ (the cleaning settings and the fitted vocabulary and idf, whi
 `python -m nnlab.predict imdb` applies to new reviews), metrics/preprocess.json
 (class counts per split, the [0, 1] feature check, the vocabulary size) and
 plots/preprocess/ (class_counts.csv and .png, samples.json: one random
-positive and one random negative training review, raw and cleaned).
+positive and one random negative training review, raw and cleaned, each cut
+to SAMPLE_CHARS characters).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from nnlab.text import (NORMALISERS, STOP_WORD_SOURCES, CleaningConfig, TextFeat
 FEATURES = "data/imdb/tfidf"
 FEATURES_MODEL = "models/imdb_tfidf"
 PLOTS = "plots/preprocess"
+SAMPLE_CHARS = 5000   # the longest real aclImdb review is about 14 kB; most are under 2 kB
 
 
 def cleaning_config(cfg: Section) -> CleaningConfig:
@@ -38,6 +40,13 @@ def cleaning_config(cfg: Section) -> CleaningConfig:
     )
 
 
+def for_display(text: str) -> str:
+    """``text``, cut to SAMPLE_CHARS characters: samples.json is committed, and a review may be megabytes."""
+    if len(text) <= SAMPLE_CHARS:
+        return text
+    return f"{text[:SAMPLE_CHARS]} [... {len(text) - SAMPLE_CHARS} more characters]"
+
+
 def samples(reviews, cleaned, labels, seed: int) -> dict:
     """One random positive and one random negative training review, raw and cleaned."""
     rng = numpy_rng(seed)
@@ -46,7 +55,7 @@ def samples(reviews, cleaned, labels, seed: int) -> dict:
         candidates = np.flatnonzero(labels == value)
         if len(candidates):
             i = int(rng.choice(candidates))
-            shown[name] = {"raw": reviews[i], "cleaned": cleaned[i]}
+            shown[name] = {"raw": for_display(reviews[i]), "cleaned": for_display(cleaned[i])}
     return shown
 
 

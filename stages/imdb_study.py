@@ -68,6 +68,11 @@ def main(argv=None) -> None:
     source = params.section("data").section("imdb").str("source", choices=imdb.SOURCES)
 
     data = imdb.load_features(FEATURES)
+    n_train = data[0].shape[0]
+    base_cfg.batch_size("batch_size", n_train, allow_full=False)
+    for name in variants:
+        if "batch_size" in variants_cfg.section(name).keys():
+            variants_cfg.section(name).batch_size("batch_size", n_train, allow_full=False)
     runs = Parallel(n_jobs=n_jobs)(
         delayed(train_variant)(name, config, data, source, run_seed, device) for name, (config, _) in variants.items())
     results = dict(zip(variants, runs))

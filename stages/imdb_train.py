@@ -31,6 +31,7 @@ def main(argv=None) -> None:
     device = torch_device(train_settings(params).device)
 
     X_train, y_train, X_test, y_test = imdb.load_features(FEATURES)
+    cfg.batch_size("batch_size", X_train.shape[0], allow_full=False)
     training = sentiment.train_classifier(X_train, y_train, X_test, y_test, config, seed=seed(params),
                                           device=device)
     with StageOutputs() as out:

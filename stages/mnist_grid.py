@@ -9,6 +9,8 @@ and are marked diverged.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from nnlab import plotting
@@ -27,10 +29,11 @@ def main(argv=None) -> None:
     params = load_params(args.params)
     cfg = params.section(NAME)
     lrs = cfg.float_list("lrs", positive=True)
-    batch_sizes = cfg.int_list("batch_sizes", min=1)
+    cfg.batch_sizes("batch_sizes", sys.maxsize)  # type and >= 1 now, before reading data; the bound below
     iterations, eval_every = cfg.int("iterations", min=1), cfg.int("eval_every", min=1)
     cfg.check_all_used()
     data = mnist.load_normalized(INPUT)
+    batch_sizes = cfg.batch_sizes("batch_sizes", len(data.labels_train))
     runs = linear.lr_batch_grid(data, lrs=lrs, batch_sizes=batch_sizes, iterations=iterations,
                                 eval_every=eval_every, seed=seed(params))
     table = [run.table_row() for run in runs]

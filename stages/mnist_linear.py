@@ -27,6 +27,7 @@ def main(argv=None) -> None:
     cfg.check_all_used()
     source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
     data = mnist.load_normalized(INPUT)
+    cfg.batch_size("batch_size", len(data.labels_train), allow_full=False)
     result = linear.train_numpy(data, rng=numpy_rng(seed(params)), desc="hand-written linear", **settings)
     with StageOutputs() as out:
         linear.save_model(out.directory(f"models/{NAME}"), result, "numpy", settings=settings, source=source)

@@ -30,6 +30,7 @@ def main(argv=None) -> None:
     source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
     device = torch_device(train_settings(params).device)
     data = mnist.load_normalized(INPUT)
+    cfg.batch_size("batch_size", len(data.labels_train), allow_full=False)
     seed_torch(seed(params))
     if device.type == "cpu":
         # A 784x10 model: a second thread only hands work back and forth (10x slower on a busy 2-core machine).

@@ -26,6 +26,7 @@ def main(argv=None) -> None:
     settings = sgd_settings(params, cfg)
     cfg.check_all_used()
     data = mnist.load_normalized(INPUT)
+    cfg.batch_size("batch_size", min(*sizes, len(data.labels_train)), allow_full=False)  # the smallest run's
     runs = linear.train_size_study(data, sizes=sizes, seed=seed(params), **settings)
     table = [run.table_row() for run in runs]
     fig = linear.curves_figure({f"lr {settings['lr']:g}, batch {settings['batch_size']}": {

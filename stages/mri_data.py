@@ -4,11 +4,12 @@ Reads params `data.mri` (`source: synthetic` generates phantom slices offline;
 `source: folder` decodes the Kaggle "Alzheimer's Dataset" at `folder.path`).
 Writes data/mri/raw/{train,test}_{images,labels}.npy (uint8 slices, class
 indices) and info.json, metrics/mri_data.json (counts per class, skipped
-files) and plots/mri_data/{examples.png,skipped.csv}.
+files, empty class folders) and plots/mri_data/{examples.png,skipped.csv}.
 """
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -69,6 +70,9 @@ def main(argv=None) -> None:
     source, splits = build(load_params(args.params).section("data").section("mri"))
     info = {"source": source, "description": DESCRIPTION[source], "class_names": list(mri.CLASS_NAMES)}
     skipped = [row for split in splits.values() for row in split.skipped]
+    empty_folders = [folder for split in splits.values() for folder in split.empty_folders]
+    for folder in empty_folders:
+        print(f"warning: {folder}: empty class folder", file=sys.stderr)
     counts = {split: {"count": len(s.labels), "per_class": s.class_counts()} for split, s in splits.items()}
     with StageOutputs() as out:
         directory = out.directory(DATA_DIR)
@@ -76,7 +80,7 @@ def main(argv=None) -> None:
             np.save(directory / f"{split}_images.npy", slices.images)
             np.save(directory / f"{split}_labels.npy", slices.labels)
         (directory / "info.json").write_text(dumps_json(info), encoding="utf-8")
-        out.json("metrics/mri_data.json", {**counts, "skipped": len(skipped)})
+        out.json("metrics/mri_data.json", {**counts, "skipped": len(skipped), "empty_class_folders": empty_folders})
         out.csv(f"{PLOT_DIR}/skipped.csv", pd.DataFrame(skipped, columns=["file", "reason"]))
         out.figure(f"{PLOT_DIR}/examples.png", examples_figure(splits["train"], f"MRI train slices: {info['description']}"))
     print(f"mri_data: {info['description']}: {json.dumps(counts)}; skipped {len(skipped)} file(s)")

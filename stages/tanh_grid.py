@@ -46,10 +46,7 @@ def main(argv=None) -> None:
     standardize = cfg.bool("standardize")
     cfg.check_all_used()
     split, _ = load_circles(INPUT)
-    too_large = [size for size in batch_sizes if size > len(split.y_train)]
-    if too_large:
-        raise cfg.fail("batch_sizes", batch_sizes, f"{too_large[0]} is larger than the "
-                                                   f"{len(split.y_train)} training samples")
+    cfg.batch_sizes("batch_sizes", len(split.y_train))
     run_seed = seed(params)
     seed_torch(run_seed)
     data = tanh_mlp.CirclesData.from_split(split, standardize=standardize)

@@ -53,14 +53,28 @@ def venv_env() -> dict:
     return env
 
 
-def run_stage(stage: str, params: dict, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``python -m stages.<stage> --params <tmp>`` in ``cwd`` with ``params`` written out."""
+def run_stage(stage: str, params: dict, cwd: Path, **options) -> subprocess.CompletedProcess:
+    """Run ``python -m stages.<stage> --params <tmp>`` in ``cwd`` with ``params`` written out;
+    ``options`` go to subprocess.run (e.g. preexec_fn)."""
     params_file = cwd / "params.test.yaml"
     params_file.write_text(yaml.safe_dump(params))
     return subprocess.run(
         [sys.executable, "-m", f"stages.{stage}", "--params", str(params_file)],
         cwd=cwd, env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
+        **options,
     )
+
+
+def peak_memory_mib(call: str) -> tuple[str, float]:
+    """Evaluate ``call`` (Python, with ``nnlab`` importable) in a fresh interpreter, so that its peak
+    memory is that call's alone: the one-line NnlabError it raised ("" if none) and the peak in MiB."""
+    code = ("import resource, sys\nfrom nnlab.errors import NnlabError\ntry:\n"
+            f"    {call}\nexcept NnlabError as exc:\n    print(exc)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], env={**venv_env(), "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip(), float(result.stderr.strip().splitlines()[-1])
 
 
 def uses_baseline(item) -> bool:

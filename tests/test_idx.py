@@ -11,6 +11,8 @@ import pytest
 from nnlab.datasets import idx, mnist
 from nnlab.errors import DataError
 
+from conftest import peak_memory_mib
+
 T10K_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
@@ -129,3 +131,25 @@ def test_images_and_labels_disagree(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="nothing-here: not found"):
         idx.read_labels(tmp_path / "nothing-here")
+
+
+# -- a small file that expands to a lot ---------------------------------------------------
+
+def gzip_bomb(path, head: bytes, expanded_mib: int):
+    """``head`` then ``expanded_mib`` MiB of zeros, gzip-compressed to about a kB per MiB: gzip members
+    concatenate, so one compressed MiB repeated makes the file without compressing a GiB."""
+    path.write_bytes(gzip.compress(head) + gzip.compress(bytes(2**20)) * expanded_mib)
+    return path
+
+
+@pytest.mark.parametrize("head, message", [
+    (idx_bytes(IMAGES), "1048576+ bytes after the 3 items the header declares"),
+    (idx_bytes(IMAGES, magic=2049), "wrong magic number 2049"),
+], ids=["valid-header", "wrong-magic"])
+def test_gzip_bomb_is_refused_in_bounded_memory(tmp_path, head, message):
+    """1 MB of gzip expanding to 1 GiB was decompressed whole: 13.7 s and a 2.0 GB peak."""
+    path = gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz", head, 1024)
+    assert path.stat().st_size < 2_000_000
+    error, peak = peak_memory_mib(f"from nnlab.datasets import idx; idx.read_images({str(path)!r})")
+    assert error.startswith(str(path)) and message in error, error
+    assert peak < 1024, f"peak {peak:.0f} MiB"

@@ -2,6 +2,7 @@
 offline download failure, the synthetic generator and the classifier on a tiny set."""
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import urllib.error
@@ -12,6 +13,9 @@ import pytest
 from nnlab.datasets import imdb
 from nnlab.datasets.reviews_synthetic import synthetic_reviews
 from nnlab.errors import DataError, ParamError
+from stages.imdb_preprocess import SAMPLE_CHARS, samples
+
+from conftest import peak_memory_mib
 
 
 def make_tarball(path, members: dict[str, bytes]):
@@ -56,6 +60,56 @@ def test_broken_tar_members_are_named(tmp_path, member, data, message):
         imdb.read_aclimdb_tarball(tarball)
 
 
+def test_nul_byte_in_a_review_is_refused(tmp_path):
+    tarball = make_tarball(tmp_path / "n.tar.gz", {**GOOD, "aclImdb/train/pos/9_9.txt": b"Good\0film"})
+    with pytest.raises(DataError, match=r"member aclImdb/train/pos/9_9\.txt: NUL byte in the review \(character 4\)"):
+        imdb.read_aclimdb_tarball(tarball)
+
+
+def tar_gz_bomb(path, member: str, review_mib: int):
+    """A tar.gz of one ``review_mib`` MiB review in a few hundred kB: gzip members concatenate, so one
+    compressed MiB repeated makes the file without compressing the whole review."""
+    info = tarfile.TarInfo(member)
+    info.size = review_mib * 2**20   # a multiple of the 512-byte tar block: no padding
+    path.write_bytes(gzip.compress(info.tobuf()) + gzip.compress(b"a" * 2**20) * review_mib
+                     + gzip.compress(bytes(2 * tarfile.BLOCKSIZE)))
+    return path
+
+
+def test_review_longer_than_the_limit_is_refused_in_bounded_memory(tmp_path):
+    """A 300 KB tar.gz with one 300 MB review peaked at 2.3 GB and was accepted."""
+    tarball = tar_gz_bomb(tmp_path / "bomb.tar.gz", "aclImdb/train/pos/1_10.txt", 300)
+    assert tarball.stat().st_size < 1_000_000
+    error, peak = peak_memory_mib(f"from nnlab.datasets import imdb; imdb.read_aclimdb_tarball({str(tarball)!r})")
+    assert error == (f"{tarball}: member aclImdb/train/pos/1_10.txt: review of {300 * 2**20} bytes, longer than "
+                     f"data.imdb.max_review_bytes = {imdb.MAX_REVIEW_BYTES}")
+    assert peak < 1024, f"peak {peak:.0f} MiB"
+
+
+def test_review_limit_applies_to_every_source(tmp_path):
+    folder = tmp_path / "aclImdb" / "train" / "pos"
+    folder.mkdir(parents=True)
+    (folder / "1_10.txt").write_text("Great " * 10)
+    with pytest.raises(DataError, match=r"1_10\.txt: review of 60 bytes, longer than data.imdb.max_review_bytes = 50"):
+        imdb.read_aclimdb(tmp_path, download_dir="unused", max_review_bytes=50)
+    csv = write_csv(tmp_path, b"review,sentiment\nGood,positive\n" + b"Bad" * 20 + b",negative\n")
+    with pytest.raises(DataError, match=r"reviews\.csv: row 3: review of 60 bytes"):
+        imdb.read_reviews_csv(csv, max_review_bytes=50)
+
+
+def test_folder_reader_refuses_links_out_and_passes_over_folders(tmp_path):
+    tarball = make_tarball(tmp_path / "a.tar.gz", GOOD)
+    with tarfile.open(tarball) as archive:
+        archive.extractall(tmp_path / "x", filter="data")
+    (tmp_path / "x/aclImdb/train/pos/1_10.txt").mkdir()   # was an IsADirectoryError
+    assert len(imdb.read_aclimdb(tmp_path / "x", download_dir="unused")) == 4
+    (tmp_path / "secret.txt").write_text("not a review")
+    link = tmp_path / "x/aclImdb/train/neg/6_1.txt"
+    link.symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(DataError, match=rf"{link}: a link to {tmp_path / 'secret.txt'}, outside"):
+        imdb.read_aclimdb(tmp_path / "x", download_dir="unused")
+
+
 def test_corrupt_tarball(tmp_path):
     good = make_tarball(tmp_path / "g.tar.gz", GOOD).read_bytes()
     (tmp_path / "cut.tar.gz").write_bytes(good[: len(good) // 2])
@@ -80,6 +134,8 @@ def test_csv_reviews(tmp_path):
     (b"review,sentiment\nGood,positive\nBad,meh\n", r"row 3: unknown sentiment 'meh'"),
     (b"review,sentiment\nGood,positive\n ,negative\n", r"row 3: empty review"),
     (b"review,sentiment\nGood,positive\nBad \xff,negative\n", r"line 3: not valid UTF-8"),
+    (b"review,sentiment,sentiment\nGood,positive,negative\n", r"column 'sentiment' appears 2 times \(columns 2, 3\)"),
+    (b"review,sentiment\nGood,positive\nBad\0,negative\n", r"row 3: NUL byte in the review"),
 ])
 def test_broken_csv_is_refused_in_one_line(tmp_path, content, message):
     with pytest.raises(DataError, match=message) as error:
@@ -90,6 +146,39 @@ def test_broken_csv_is_refused_in_one_line(tmp_path, content, message):
 def test_official_split_needs_aclimdb():
     with pytest.raises(ParamError, match="official"):
         imdb.split_reviews(synthetic_reviews(20, seed=0), how="official", test_fraction=0.2, seed=0, source="csv")
+
+
+def sentiments(positive: int, negative: int):
+    import pandas as pd
+
+    return pd.DataFrame({"review": [f"review {i}" for i in range(positive + negative)],
+                         "sentiment": ["positive"] * positive + ["negative"] * negative})
+
+
+@pytest.mark.parametrize("positive, negative, message", [
+    (3, 2, "5 reviews at data.imdb.test_fraction = 0.2 give 4 train and 1 test reviews"),   # was a ValueError
+    (2, 2, "4 reviews at data.imdb.test_fraction = 0.2 give 3 train and 1 test reviews"),
+    (39, 1, "only one negative review (1 negative, 39 positive)"),                         # was a ValueError
+    (40, 0, "no negative review (0 negative, 40 positive)"),                               # said "got 40"
+])
+def test_random_split_says_what_is_missing(positive, negative, message):
+    with pytest.raises(DataError) as error:
+        imdb.split_reviews(sentiments(positive, negative), how="random", test_fraction=0.2, seed=0, source="r.csv")
+    assert str(error.value).startswith("r.csv: ") and message in str(error.value)
+
+
+def test_official_split_needs_both_folders():
+    frame = sentiments(2, 2).assign(split="train")
+    with pytest.raises(DataError, match=r"x\.tar\.gz: no reviews in aclImdb/test/neg/: the official split needs"):
+        imdb.split_reviews(frame, how="official", test_fraction=0.2, seed=0, source="x.tar.gz")
+
+
+def test_samples_are_cut_for_display():
+    """plots/preprocess/samples.json is committed: a 50 MB review drawn there would be committed whole."""
+    reviews = ["short and good", "long " * 100_000]
+    shown = samples(reviews, reviews, np.array([1, 0]), seed=0)
+    assert shown["positive"]["raw"] == "short and good"
+    assert shown["negative"]["raw"] == "long " * (SAMPLE_CHARS // 5) + f" [... {500_000 - SAMPLE_CHARS} more characters]"
 
 
 def test_download_fails_fast_offline(tmp_path, monkeypatch):

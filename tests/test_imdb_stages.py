@@ -1,8 +1,18 @@
 """The IMDB stages end to end on tiny synthetic params (the shared baseline of
-tests/pipeline_repo.py), and a bad input refused in one line by the imdb_data stage."""
+tests/pipeline_repo.py), a bad input refused in one line by the imdb_data stage,
+and imdb_train's batch size bound."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import yaml
+
+from nnlab.datasets import imdb
+from nnlab.errors import ParamError
 
 from conftest import deep_merge, run_stage, tiny_params
 
@@ -32,3 +42,32 @@ def test_bad_csv_is_one_line_error(tmp_path):
     result = run_stage("imdb_data", params, tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "row 3: unknown sentiment 'so-so'" in result.stderr
+
+
+def test_official_split_of_a_folder_without_test_is_one_line(tmp_path):
+    """Was a KeyError: 'train' in the stage."""
+    for polarity in ("pos", "neg"):
+        folder = tmp_path / "aclImdb" / "train" / polarity
+        folder.mkdir(parents=True)
+        (folder / "1_5.txt").write_text("A film.")
+    params = imdb_params(data={"imdb": {"source": "aclimdb", "path": str(tmp_path), "split": "official"}})
+    result = run_stage("imdb_data", params, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {tmp_path}: no reviews in aclImdb/test/neg/: the official split "
+                                          "needs train/ and test/, each with pos/ and neg/ (or use data.imdb.split: "
+                                          "random)"]
+
+
+def test_batch_larger_than_the_training_reviews_is_refused(tmp_path, monkeypatch):
+    """imdb_train accepted batch_size 100000. In this process: the stage's torch import is the slow part."""
+    from stages import imdb_train
+
+    monkeypatch.chdir(tmp_path)
+    Path(imdb_train.FEATURES).mkdir(parents=True)
+    X = sp.random(20, 5, density=0.5, format="csr", random_state=0)
+    imdb.save_features(Path(imdb_train.FEATURES), X, X, np.arange(20) % 2, np.arange(20) % 2,
+                       [f"w{i}" for i in range(5)])
+    Path("params.yaml").write_text(yaml.safe_dump(imdb_params(imdb_train={"batch_size": 100_000})))
+    with pytest.raises(ParamError, match=r"^params\.yaml: imdb_train\.batch_size = 100000: larger than the 20 "
+                                         r"training samples$"):
+        imdb_train.main(["--params", "params.yaml"])

@@ -1,11 +1,15 @@
-"""Outputs are valid JSON always and appear all at once or not at all."""
+"""Outputs are valid JSON always and appear all at once or not at all, even after a kill at any
+point of publishing; an output that cannot be written is one line naming it."""
 import json
 import os
+import resource
 
 import numpy as np
 import pytest
 
 from nnlab.io import StageOutputs, dumps_json
+
+from conftest import default_params, run_stage
 
 
 def test_non_finite_values_become_null(tmp_path):
@@ -71,3 +75,137 @@ def test_temporaries_of_a_killed_run_are_cleared(tmp_path):
     with StageOutputs() as out:
         out.json(tmp_path / "m.json", {})
     assert not stale.exists()
+
+
+def test_leftovers_of_a_killed_run_are_cleared_files_and_folders(tmp_path):
+    """SIGKILL while mri_normalize wrote its folder left `.normalized.<random>.tmp/` for good."""
+    folder = tmp_path / "data" / "mri"
+    (folder / ".normalized.k3x_9q2a.tmp").mkdir(parents=True)
+    (folder / ".normalized.k3x_9q2a.tmp" / "train_x.npy").write_bytes(b"partial")
+    (folder / ".normalized.abcd1234.tmp.old").mkdir()
+    (folder / ".info.json.zz11yy22.tmp.json").write_text("half")
+    with StageOutputs() as out:
+        (out.directory(folder / "normalized") / "train_x.npy").write_bytes(b"whole")
+        out.json(folder / "info.json", {})
+    assert sorted(p.name for p in folder.iterdir()) == ["info.json", "normalized"]
+
+
+# -- a kill at every point of publishing ----------------------------------------------------
+
+OLD, NEW = "old", "new"
+KILLED = 77
+# The os functions that staging and publishing call to change names (rmtree removes through unlink and rmdir).
+NAME_CHANGES = ("replace", "rename", "unlink", "rmdir")
+
+
+def write_outputs(version: str) -> None:
+    """Three outputs in the working directory: two files in two folders, and a folder."""
+    with StageOutputs() as out:
+        out.json("metrics/m.json", {"version": version})
+        out.text("plots/p/history.csv", f"{version}\n")
+        folder = out.directory("data/d")
+        (folder / "x.txt").write_text(version)
+        (folder / f"only_{version}.txt").write_text(version)
+
+
+def versions(root) -> set[str]:
+    found = {json.loads((root / "metrics/m.json").read_text())["version"],
+             (root / "plots/p/history.csv").read_text().strip(),
+             (root / "data/d/x.txt").read_text()}
+    return found | {path.stem.removeprefix("only_") for path in (root / "data/d").glob("only_*")}
+
+
+def hidden(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob(".*"))
+
+
+def killed_at(step: int) -> bool:
+    """Write the new outputs in a forked child that dies (os._exit, as SIGKILL: no cleanup) just
+    before its ``step``-th name change; False when it finished before reaching it."""
+    pid = os.fork()
+    if pid == 0:
+        calls = iter(range(step + 1))
+
+        def dying(change):
+            def change_or_die(*args, **kwargs):
+                if next(calls) == step:
+                    os._exit(KILLED)
+                return change(*args, **kwargs)
+            return change_or_die
+
+        for name in NAME_CHANGES:
+            setattr(os, name, dying(getattr(os, name)))
+        try:
+            write_outputs(NEW)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == KILLED
+
+
+def test_a_kill_at_any_point_of_publishing_leaves_old_or_new_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rolled_forward = 0
+    step = 0
+    while True:
+        write_outputs(OLD)
+        if not killed_at(step):
+            break
+        journal = list(tmp_path.glob(".publishing.*.tmp.json"))
+        if not journal:
+            assert versions(tmp_path) == {OLD}, f"killed at step {step}: a mix of old and new outputs"
+        with StageOutputs():  # the next start of any stage
+            pass
+        rolled_forward += bool(journal)
+        assert versions(tmp_path) == ({NEW} if journal else {OLD}), f"killed at step {step}"
+        write_outputs(NEW)  # the rerun
+        assert versions(tmp_path) == {NEW} and hidden(tmp_path) == [], f"killed at step {step}"
+        step += 1
+    assert versions(tmp_path) == {NEW} and hidden(tmp_path) == []
+    assert step > 8 and rolled_forward > 3, (step, rolled_forward)
+
+
+# -- outputs that cannot be written ---------------------------------------------------------
+
+MNIST_OUTPUT = "data/mnist/raw.npz"   # 3.9 MB from the embedded digits
+
+
+def limit_file_size() -> None:
+    """`ulimit -f 1000` in the stage's process (Python ignores SIGXFSZ, so a write fails with EFBIG)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+
+def assert_one_line_and_old_outputs_kept(result, message, root, old):
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [f"error: {message}"], result.stderr
+    assert (root / MNIST_OUTPUT).read_bytes() == old
+    assert hidden(root) == []
+
+
+@pytest.fixture
+def mnist_workdir(tmp_path):
+    (tmp_path / MNIST_OUTPUT).parent.mkdir(parents=True)
+    (tmp_path / MNIST_OUTPUT).write_bytes(b"old outputs")
+    return tmp_path
+
+
+def test_file_size_limit_is_one_line_naming_the_output(mnist_workdir):
+    result = run_stage("mnist_data", default_params(), mnist_workdir, preexec_fn=limit_file_size)
+    assert_one_line_and_old_outputs_kept(result, f"cannot write {MNIST_OUTPUT}: File too large",
+                                         mnist_workdir, b"old outputs")
+
+
+def test_output_folder_in_the_way_is_one_line_naming_it(mnist_workdir):
+    """Works as root too (chmod does not stop root): the metrics folder is a file."""
+    (mnist_workdir / "metrics").write_text("not a folder")
+    result = run_stage("mnist_data", default_params(), mnist_workdir)
+    assert_one_line_and_old_outputs_kept(result, "cannot write metrics/mnist_data.json: File exists (metrics)",
+                                         mnist_workdir, b"old outputs")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder_is_one_line_naming_it(mnist_workdir):
+    (mnist_workdir / "metrics").mkdir(mode=0o555)
+    result = run_stage("mnist_data", default_params(), mnist_workdir)
+    assert_one_line_and_old_outputs_kept(result, "cannot write metrics/mnist_data.json: Permission denied",
+                                         mnist_workdir, b"old outputs")

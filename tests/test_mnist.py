@@ -296,3 +296,16 @@ def test_data_stage_bad_idx_folder_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "30 images but" in result.stderr
     assert not (tmp_path / "data/mnist/raw.npz").exists()
+
+
+@pytest.mark.parametrize("stage, section", [("mnist_linear", {"batch_size": 100_000}),
+                                            ("mnist_grid", {"batch_sizes": [10, 100_000]})])
+def test_batch_larger_than_the_training_digits_is_refused(workdir, stage, section):
+    """mnist_linear accepted batch_size 100000 and ran 239 s."""
+    result = run_stage(stage, params_with(**{stage: section}), workdir)
+    n_train = len(small_data().labels_train)
+    key, value = next(iter(section.items()))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1].startswith(f"error: {workdir / 'params.test.yaml'}: {stage}.{key} = {value}")
+    assert f"larger than the {n_train} training samples" in result.stderr
+    assert not (workdir / "metrics").exists()

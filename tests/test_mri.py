@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from nnlab.errors import DataError, ParamError
 from nnlab.models import mri_nets
 from nnlab.results import check_model_metrics
 from nnlab.torch_train import ArrayDataset, run_metrics
+
+from conftest import peak_memory_mib
 
 H, W = 16, 12   # fixture images: small, so the tests stay fast
 
@@ -60,6 +63,52 @@ def test_bad_file_is_an_error_naming_it_or_a_counted_skip(tmp_path, content, rea
     assert len(slices.labels) == 8
     assert [row["file"] for row in slices.skipped] == [str(bad)]
     assert reason in slices.skipped[0]["reason"]
+
+
+def png_16_bit(height=H, width=W) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((height, width), 40_000, dtype=np.uint16)).save(buffer, format="PNG")  # mode I;16
+    return buffer.getvalue()
+
+
+def jpeg_declaring(height: int, width: int) -> bytes:
+    """A tiny JPEG whose frame header (SOF0) declares ``height`` x ``width``: a decompression bomb."""
+    data = bytearray(jpeg_bytes(8, 8))
+    frame = data.index(b"\xff\xc0")
+    data[frame + 5:frame + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (png_16_bit(), "I;16 image: more than 8 bits per pixel"),   # "L" clipped 99.6 % of its pixels to 255
+    (jpeg_declaring(20_000, 20_000), "decompression bomb"),     # raised DecompressionBombError, even under skip
+], ids=["16-bit", "bomb"])
+def test_image_that_8_bit_grey_cannot_hold_is_refused_or_counted(tmp_path, content, reason):
+    root = make_tree(tmp_path)
+    bad = root / "train" / "MildDemented" / "bad.png"
+    bad.write_bytes(content)
+    with pytest.raises(DataError, match=reason) as caught:
+        mri.load_folder(root, "train", height=H, width=W)
+    assert str(bad) in str(caught.value) and "\n" not in str(caught.value)
+    slices = mri.load_folder(root, "train", height=H, width=W, on_bad_file="skip")
+    assert len(slices.labels) == 8 and [row["file"] for row in slices.skipped] == [str(bad)]
+
+
+def test_decompression_bomb_is_never_decoded(tmp_path):
+    root = make_tree(tmp_path)
+    (root / "train" / "MildDemented" / "bomb.jpg").write_bytes(jpeg_declaring(20_000, 20_000))
+    error, peak = peak_memory_mib(f"from nnlab.datasets import mri; mri.load_folder({str(root)!r}, 'train', "
+                                  f"height={H}, width={W}, on_bad_file='skip')")
+    assert error == "" and peak < 1024, (error, peak)
+
+
+def test_empty_class_folder_is_listed(tmp_path):
+    root = make_tree(tmp_path)
+    empty = root / "train" / "ModerateDemented"
+    for image in empty.iterdir():
+        image.unlink()
+    slices = mri.load_folder(root, "train", height=H, width=W)
+    assert slices.empty_folders == [str(empty)] and slices.class_counts()["ModerateDemented"] == 0
 
 
 def test_unknown_class_folder_is_refused(tmp_path):

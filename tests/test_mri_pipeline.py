@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from PIL import Image
 
 from conftest import run_stage, tiny_params
 
@@ -47,3 +48,20 @@ def test_broken_folder_is_refused_with_the_file_named(tmp_path):
     assert result.returncode == 2
     assert "broken.jpg: unreadable image" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_empty_class_folder_is_a_warning_recorded_in_the_metrics(tmp_path):
+    for split in ("train", "test"):
+        for name in ("NonDemented", "MildDemented"):
+            folder = tmp_path / "kaggle" / split / name
+            folder.mkdir(parents=True)
+            if not (split == "test" and name == "MildDemented"):
+                Image.fromarray(np.full((16, 12), 90, dtype=np.uint8)).save(folder / "1.jpg")
+    params = tiny_params()
+    params["data"]["mri"]["source"] = "folder"
+    params["data"]["mri"]["folder"].update(path=str(tmp_path / "kaggle"), height=16, width=12)
+    result = run_stage("mri_data", params, tmp_path)
+    assert result.returncode == 0, result.stderr
+    empty = str(tmp_path / "kaggle" / "test" / "MildDemented")
+    assert f"warning: {empty}: empty class folder" in result.stderr.splitlines()
+    assert strict_json(tmp_path / "metrics/mri_data.json")["empty_class_folders"] == [empty]

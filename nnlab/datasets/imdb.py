@@ -8,11 +8,15 @@
 Every loader returns a frame with columns ``review``, ``sentiment``
 (``positive``/``negative``) and, for aclImdb, ``split`` (the official
 ``train``/``test``). Bad input raises :class:`~nnlab.errors.DataError` naming
-the file and the row or tar member.
+the file and the row or tar member: besides format errors, a review longer
+than ``max_review_bytes`` (checked before it is read, so a small tar.gz cannot
+expand into memory), a NUL byte, a duplicated column, a symlink out of an
+extracted folder, and inputs a split cannot be drawn from.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import socket
 import tarfile
@@ -32,10 +36,13 @@ ACLIMDB_BYTES = 84_125_825
 SENTIMENTS = ("negative", "positive")   # index = encoded label
 COLUMNS = ("review", "sentiment")
 REVIEWS_TABLE = "data/imdb/reviews.csv"   # written by the imdb_data stage
+# The longest aclImdb review is about 14 kB; params.yaml's data.imdb.max_review_bytes overrides this.
+MAX_REVIEW_BYTES = 1_000_000
 
 # aclImdb/{train,test}/{pos,neg}/<id>_<stars>.txt ; "unsup" and the rest are skipped.
 _MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 _DIR_SENTIMENT = {"pos": "positive", "neg": "negative"}
+_SENTIMENT_DIR = {sentiment: folder for folder, sentiment in _DIR_SENTIMENT.items()}
 
 
 def encode_labels(sentiment: pd.Series) -> "pd.Series":
@@ -50,7 +57,13 @@ def _decode(raw: bytes, where: str) -> str:
         raise DataError(f"{where}: not valid UTF-8 (byte {exc.start})") from None
     if not text.strip():
         raise DataError(f"{where}: empty review")
+    if "\0" in text:
+        raise DataError(f"{where}: NUL byte in the review (character {text.index(chr(0))})")
     return text
+
+
+def _too_long(size: int, where: str, limit: int) -> DataError:
+    return DataError(f"{where}: review of {size} bytes, longer than data.imdb.max_review_bytes = {limit}")
 
 
 def _review_row(name: str, text: str) -> dict | None:
@@ -69,7 +82,7 @@ def _finish_aclimdb(rows: list[dict], source: Path) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def read_aclimdb_tarball(path: str | Path) -> pd.DataFrame:
+def read_aclimdb_tarball(path: str | Path, max_review_bytes: int = MAX_REVIEW_BYTES) -> pd.DataFrame:
     """Reviews of an ``aclImdb_v1.tar.gz``-style tarball, read in one pass over its members."""
     path = Path(path)
     rows: list[dict] = []
@@ -80,8 +93,11 @@ def read_aclimdb_tarball(path: str | Path) -> pd.DataFrame:
                 member_name = member.name
                 if not (member.isfile() and _MEMBER.search(member.name)):
                     continue
+                where = f"{path}: member {member.name}"
+                if member.size > max_review_bytes:
+                    raise _too_long(member.size, where, max_review_bytes)
                 raw = archive.extractfile(member).read()
-                rows.append(_review_row(member.name, _decode(raw, f"{path}: member {member.name}")))
+                rows.append(_review_row(member.name, _decode(raw, where)))
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
@@ -91,15 +107,29 @@ def read_aclimdb_tarball(path: str | Path) -> pd.DataFrame:
     return _finish_aclimdb(rows, path)
 
 
-def read_aclimdb_folder(path: str | Path) -> pd.DataFrame:
-    """Reviews of an extracted aclImdb folder (the ``aclImdb`` folder or its parent)."""
+def read_aclimdb_folder(path: str | Path, max_review_bytes: int = MAX_REVIEW_BYTES) -> pd.DataFrame:
+    """Reviews of an extracted aclImdb folder (the ``aclImdb`` folder or its parent).
+
+    Like the tarball reader, it reads only regular files (a folder named like
+    a review is passed over) and nothing outside the folder: a symlink that
+    leads out of it is refused.
+    """
     path = Path(path)
     root = path if (path / "train").is_dir() or (path / "test").is_dir() else path / "aclImdb"
     rows = []
     for file in sorted(root.glob("t*/*/*.txt")):
         relative = file.relative_to(root).as_posix()
-        if _MEMBER.search(relative):
-            rows.append(_review_row(relative, _decode(file.read_bytes(), str(file))))
+        if not _MEMBER.search(relative):
+            continue
+        target = file.resolve()
+        if not target.is_relative_to(root.resolve()):
+            raise DataError(f"{file}: a link to {target}, outside {root}")
+        if not target.is_file():
+            continue
+        size = target.stat().st_size
+        if size > max_review_bytes:
+            raise _too_long(size, str(file), max_review_bytes)
+        rows.append(_review_row(relative, _decode(target.read_bytes(), str(file))))
     return _finish_aclimdb(rows, path)
 
 
@@ -140,17 +170,23 @@ def download_aclimdb(directory: str | Path, *, url: str = ACLIMDB_URL, timeout: 
     return target
 
 
-def read_aclimdb(path: str | Path | None, download_dir: str | Path) -> pd.DataFrame:
+def read_aclimdb(path: str | Path | None, download_dir: str | Path,
+                 max_review_bytes: int = MAX_REVIEW_BYTES) -> pd.DataFrame:
     """From a tarball or folder at ``path``; ``None`` downloads into ``download_dir``."""
     if path is None:
         path = download_aclimdb(download_dir)
     path = Path(path).expanduser()
     if path.is_dir():
-        return read_aclimdb_folder(path)
-    return read_aclimdb_tarball(path)
+        return read_aclimdb_folder(path, max_review_bytes)
+    return read_aclimdb_tarball(path, max_review_bytes)
 
 
-def read_reviews_csv(path: str | Path) -> pd.DataFrame:
+def _row(mask: pd.Series) -> int:
+    """The first row where ``mask`` holds, numbered as a spreadsheet shows it (the header is row 1)."""
+    return int(mask.to_numpy().argmax()) + 2
+
+
+def read_reviews_csv(path: str | Path, max_review_bytes: int = MAX_REVIEW_BYTES) -> pd.DataFrame:
     """A CSV with columns ``review,sentiment`` (sentiment: positive or negative)."""
     import csv
     import io
@@ -167,22 +203,32 @@ def read_reviews_csv(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: line {line}: not valid UTF-8 (byte {exc.start})") from None
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        header = next(csv.reader(io.StringIO(text)), [])   # as written: pandas renames a repeated column
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
         raise DataError(f"{path}: not a readable CSV ({str(exc).strip()})") from None
     for column in COLUMNS:
         if column not in frame.columns:
             raise DataError(f"{path}: missing column {column!r} (found: {', '.join(map(str, frame.columns))})")
+        if header.count(column) > 1:
+            positions = [str(i + 1) for i, name in enumerate(header) if name == column]
+            raise DataError(f"{path}: column {column!r} appears {len(positions)} times (columns "
+                            f"{', '.join(positions)}): keep one")
     frame = frame[list(COLUMNS)].copy()
     frame["sentiment"] = frame["sentiment"].str.strip().str.lower()
-    # Row numbers as a spreadsheet shows them: the header is row 1.
     unknown = ~frame["sentiment"].isin(SENTIMENTS)
     if unknown.any():
-        row = int(unknown.to_numpy().argmax())
-        raise DataError(f"{path}: row {row + 2}: unknown sentiment {frame['sentiment'].iloc[row]!r}"
+        raise DataError(f"{path}: row {_row(unknown)}: unknown sentiment {frame['sentiment'][unknown].iloc[0]!r}"
                         f" (expected positive or negative)")
     empty = frame["review"].str.strip() == ""
     if empty.any():
-        raise DataError(f"{path}: row {int(empty.to_numpy().argmax()) + 2}: empty review")
+        raise DataError(f"{path}: row {_row(empty)}: empty review")
+    with_nul = frame["review"].str.contains("\0", regex=False)
+    if with_nul.any():
+        raise DataError(f"{path}: row {_row(with_nul)}: NUL byte in the review")
+    sizes = frame["review"].map(lambda review: len(review.encode("utf-8")))
+    too_long = sizes > max_review_bytes
+    if too_long.any():
+        raise _too_long(int(sizes[too_long].iloc[0]), f"{path}: row {_row(too_long)}", max_review_bytes)
     if frame.empty:
         raise DataError(f"{path}: no reviews")
     return frame.reset_index(drop=True)
@@ -197,15 +243,37 @@ def split_reviews(frame: pd.DataFrame, *, how: str, test_fraction: float, seed: 
         if "split" not in frame.columns:
             raise ParamError(f"data.imdb.split = 'official': only the aclimdb source has an official"
                              f" train/test split (source here: {source}); use random")
+        for split in ("train", "test"):
+            sentiments = set(frame.loc[frame["split"] == split, "sentiment"])
+            for sentiment in SENTIMENTS:
+                if sentiment not in sentiments:
+                    raise DataError(f"{source}: no reviews in aclImdb/{split}/{_SENTIMENT_DIR[sentiment]}/: the "
+                                    f"official split needs train/ and test/, each with pos/ and neg/ "
+                                    f"(or use data.imdb.split: random)")
         return frame[["review", "sentiment", "split"]]
-    if len(frame) < 4 or frame["sentiment"].nunique() < 2:
-        raise DataError(f"{source}: need at least 4 reviews of both sentiments to split, got {len(frame)}")
+    _check_splittable(frame["sentiment"], test_fraction, source)
     train_index, _ = train_test_split(frame.index, test_size=test_fraction, random_state=seed,
                                       stratify=frame["sentiment"])
     result = frame[["review", "sentiment"]].copy()
     result["split"] = "test"
     result.loc[train_index, "split"] = "train"
     return result
+
+
+def _check_splittable(sentiment: pd.Series, test_fraction: float, source: str) -> None:
+    """What a stratified random split needs: both sentiments, twice each, and room for both in each split."""
+    counts = {name: int((sentiment == name).sum()) for name in SENTIMENTS}
+    found = ", ".join(f"{count} {name}" for name, count in counts.items())
+    for name, count in counts.items():
+        if count < 2:
+            raise DataError(f"{source}: {'no' if count == 0 else 'only one'} {name} review ({found}): "
+                            f"a stratified split needs at least 2 of each sentiment")
+    n_test = math.ceil(test_fraction * len(sentiment))   # as scikit-learn rounds it
+    n_train = len(sentiment) - n_test
+    if min(n_train, n_test) < len(SENTIMENTS):
+        raise DataError(f"{source}: {len(sentiment)} reviews at data.imdb.test_fraction = {test_fraction} give "
+                        f"{n_train} train and {n_test} test reviews: each split needs at least one of each "
+                        f"sentiment (add reviews or change test_fraction)")
 
 
 def read_reviews_table(path: str | Path) -> pd.DataFrame:

@@ -10,8 +10,13 @@ Its policy on bad input is never to drop anything silently:
 - a file Pillow cannot decode, or an image of another size, is an error naming
   the file (``on_bad_file="error"``) or a skip that is counted and listed in
   :attr:`Slices.skipped` (``on_bad_file="skip"``);
+- an image is checked before it is decoded: its declared size (so a
+  decompression bomb is never decoded) and its pixel type: 16-bit and wider
+  images are refused, since converting them to 8-bit grey would clip them;
 - hidden files (``.DS_Store``, ``._x.jpg`` from macOS archives) are not images
-  and are passed over; colour images are converted to grey with Pillow's "L".
+  and are passed over; colour images are converted to grey with Pillow's "L";
+- an empty class folder is allowed (a small split may lack a class) but listed
+  in :attr:`Slices.empty_folders`, for the stage to warn and record.
 
 The synthetic stand-in is :mod:`nnlab.datasets.mri_phantom`.
 """
@@ -33,6 +38,7 @@ KAGGLE_CLASS_SHARE = {"MildDemented": 0.14, "ModerateDemented": 0.01,
 KAGGLE_HEIGHT, KAGGLE_WIDTH = 208, 176
 SPLITS = ("train", "test")
 BAD_FILE_POLICIES = ("error", "skip")
+EIGHT_BIT_TYPES = ("|u1", "|b1")   # numpy type strings of Pillow modes whose bands hold at most 8 bits
 
 
 @dataclass
@@ -42,17 +48,19 @@ class Slices:
     images: np.ndarray
     labels: np.ndarray
     skipped: list[dict] = field(default_factory=list)   # [{"file": .., "reason": ..}]
+    empty_folders: list[str] = field(default_factory=list)
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(CLASS_NAMES))
         return {name: int(c) for name, c in zip(CLASS_NAMES, counts)}
 
 
-def _image_files(split_dir: Path) -> list[tuple[Path, int]]:
+def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """``(file, label)`` of every image, and the class folders that hold none."""
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: split folder not found (expected the Kaggle layout "
                         f"<root>/{{train,test}}/<class>/*.jpg)")
-    files = []
+    files, empty_folders = [], []
     for entry in sorted(split_dir.iterdir()):
         if entry.name.startswith("."):
             continue
@@ -62,25 +70,37 @@ def _image_files(split_dir: Path) -> list[tuple[Path, int]]:
         if entry.name not in CLASS_NAMES:
             raise DataError(f"{entry}: unknown class folder (expected one of {', '.join(CLASS_NAMES)})")
         label = CLASS_NAMES.index(entry.name)
-        files += [(path, label) for path in sorted(entry.iterdir())
-                  if not path.name.startswith(".")]
+        in_folder = [(path, label) for path in sorted(entry.iterdir()) if not path.name.startswith(".")]
+        if not in_folder:
+            empty_folders.append(str(entry))
+        files += in_folder
     if not files:
         raise DataError(f"{split_dir}: no images in any class folder")
-    return files
+    return files, empty_folders
 
 
 def decode_slice(path: Path, height: int, width: int) -> np.ndarray:
     """The image as uint8 (H, W); raises ValueError with the reason when unusable."""
-    from PIL import Image, UnidentifiedImageError
+    import warnings
+
+    from PIL import Image, ImageMode, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()   # decode now: a truncated JPEG only fails here
-            grey = image.convert("L")
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; either way the size is refused below.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.size != (width, height):
+                    raise ValueError(f"image is {image.size[0]}x{image.size[1]} (W x H), expected {width}x{height}")
+                if ImageMode.getmode(image.mode).typestr not in EIGHT_BIT_TYPES:
+                    raise ValueError(f"{image.mode} image: more than 8 bits per pixel, which 8-bit grey would clip;"
+                                     f" save it as 8-bit grayscale")
+                image.load()   # decode now: a truncated JPEG only fails here
+                grey = image.convert("L")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"refused as a possible decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"unreadable image ({exc})") from None
-    if grey.size != (width, height):
-        raise ValueError(f"image is {grey.size[0]}x{grey.size[1]} (W x H), expected {width}x{height}")
     return np.asarray(grey, dtype=np.uint8)
 
 
@@ -91,7 +111,7 @@ def load_folder(root: str | Path, split: str, *, height: int = KAGGLE_HEIGHT, wi
 
     if on_bad_file not in BAD_FILE_POLICIES:
         raise ValueError(f"on_bad_file must be one of {BAD_FILE_POLICIES}, not {on_bad_file!r}")
-    files = _image_files(Path(root) / split)
+    files, empty_folders = _image_files(Path(root) / split)
     images = np.empty((len(files), height, width), dtype=np.uint8)
     labels = np.empty(len(files), dtype=np.int64)
     skipped = []
@@ -108,7 +128,7 @@ def load_folder(root: str | Path, split: str, *, height: int = KAGGLE_HEIGHT, wi
         kept += 1
     if kept == 0:
         raise DataError(f"{Path(root) / split}: every image was skipped as unusable")
-    return Slices(images[:kept].copy() if kept < len(files) else images, labels[:kept], skipped)
+    return Slices(images[:kept].copy() if kept < len(files) else images, labels[:kept], skipped, empty_folders)
 
 
 def read_info(directory: str | Path) -> dict:

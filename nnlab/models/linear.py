@@ -15,6 +15,7 @@ trajectories can be compared step by step.
 """
 from __future__ import annotations
 
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
