@@ -73,6 +73,7 @@ def test_layer_gradients_match_central_differences(name, rng):
         assert relative_error(analytic[key], numeric[key]) < TOLERANCE, key
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", LAYERS)
 def test_layer_matches_torch_autograd(name, rng):
     layer, x, upstream = _setup(name, rng)
@@ -130,6 +131,7 @@ def test_loss_gradient_matches_central_differences(name, rng):
     assert relative_error(analytic, numeric) < TOLERANCE
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", LOSSES)
 def test_loss_matches_torch_autograd(name, rng):
     loss, pred, target, torch_loss = loss_case(name, rng)
