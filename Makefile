@@ -17,8 +17,12 @@ $(STAMP): requirements.txt
 repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
 
+# The numerics tests once more under other numpy (OpenBLAS) and torch (ATen, oneDNN) kernels, as another CPU picks.
+ALT_KERNELS := OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q tests
+	$(ALT_KERNELS) $(BIN)/python -m pytest -n 2 --dist loadfile -q -m numerics tests
 
 plots: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m nnlab.plots_page

@@ -11,6 +11,7 @@ import torch
 
 from bench import references
 from nnlab.datasets.synthetic import circles, gaussians, moons
+from test_mnist import flippable_images, images_apart, loss_tolerance, trajectory_tolerance
 
 
 def test_mlp_reference_matches_sequential():
@@ -46,6 +47,7 @@ def test_perceptron_reference_matches_ours():
         assert a == pytest.approx(b, abs=1e-12)
 
 
+@pytest.mark.numerics
 def test_mnist_reference_matches_train_numpy():
     from nnlab.datasets.mnist import NormalizedMnist
     from nnlab.models import linear
@@ -64,10 +66,13 @@ def test_mnist_reference_matches_train_numpy():
     batches = [linear.draw_batch(draw, 300, 20) for _ in range(steps)]
     reference, losses, train_accs, test_accs = references.mnist_reference(
         data.X_train, data.Y_train, data.X_test, data.Y_test, batches, lr=0.01)
-    assert np.abs(np.array(trajectory) - reference).max() < 1e-6
-    assert [row["train_loss"] for row in result.history] == pytest.approx(losses, rel=1e-5)
-    assert [row["train_accuracy"] for row in result.history] == pytest.approx(train_accs)
-    assert [row["test_accuracy"] for row in result.history] == pytest.approx(test_accs)
+    # float32 batch products against float64 ones: within the bound of two float32 evaluations
+    tolerance = trajectory_tolerance(data, trajectory, lr=0.01, batch_size=20, rng=np.random.default_rng(1))
+    assert np.linalg.norm(np.array(trajectory[-1]) - reference[-1]) <= tolerance
+    for W, row, loss, train_acc, test_acc in zip(trajectory, result.history, losses, train_accs, test_accs):
+        assert row["train_loss"] == pytest.approx(loss, rel=0, abs=loss_tolerance(W, X_train, data.Y_train))
+        assert images_apart(row["train_accuracy"], train_acc, 300) <= flippable_images(W, X_train)
+        assert images_apart(row["test_accuracy"], test_acc, 80) <= flippable_images(W, X_test)
 
 
 def test_tanh_reference_matches_train_runs():

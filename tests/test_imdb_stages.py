@@ -65,8 +65,7 @@ def test_batch_larger_than_the_training_reviews_is_refused(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     Path(imdb_train.FEATURES).mkdir(parents=True)
     X = sp.random(20, 5, density=0.5, format="csr", random_state=0)
-    imdb.save_features(Path(imdb_train.FEATURES), X, X, np.arange(20) % 2, np.arange(20) % 2,
-                       [f"w{i}" for i in range(5)])
+    imdb.save_features(Path(imdb_train.FEATURES), X, X, np.arange(20) % 2, np.arange(20) % 2)
     Path("params.yaml").write_text(yaml.safe_dump(imdb_params(imdb_train={"batch_size": 100_000})))
     with pytest.raises(ParamError, match=r"^params\.yaml: imdb_train\.batch_size = 100000: larger than the 20 "
                                          r"training samples$"):

@@ -16,6 +16,7 @@ from nnlab.errors import DataError, ParamError
 from nnlab.models import mri_nets
 from nnlab.results import check_model_metrics
 from nnlab.torch_train import ArrayDataset, run_metrics
+from tolerances import assert_within, sum_tolerance
 
 from conftest import peak_memory_mib
 
@@ -156,15 +157,57 @@ def test_phantom_atrophy_grows_the_dark_area_with_severity():
 
 
 # -- chunked standardisation ---------------------------------------------------
+def statistics_bound(raw: np.ndarray, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """float64 bounds on two evaluations (chunked or whole) of StandardScaler's per-pixel mean and scale.
+
+    The pixel sums are exact (integers far below 2**53), but each chunk turns its
+    running sum into ``mean * count`` and back: 3 roundings of the mean per chunk.
+    The unnormalised variance adds the n squared deviations, each off by twice the
+    deviation times the rounding of ``x - mean`` (at most u (max|x| + |mean|)),
+    and one combination term per chunk whose error the same deviations bound; so
+    n + 4 per chunk roundings of that magnitude. The scale (a square root of it
+    over n) has half its relative bound, and two more roundings.
+    """
+    flat = raw.reshape(len(raw), -1).astype(np.float64)
+    chunks, n = -(-len(flat) // chunk_size), len(flat)
+    mean = flat.mean(axis=0)
+    deviation = np.abs(flat - mean)
+    magnitude = np.sum(deviation ** 2 + 2 * deviation * (np.abs(flat).max(axis=0) + np.abs(mean)), axis=0)
+    m2_bound = sum_tolerance(n + 4 * chunks, magnitude, np.float64)
+    scale = flat.std(axis=0)
+    unnormalised = np.where(scale > 0, scale ** 2 * n, 1.0)   # constant pixels: StandardScaler's scale 1, exactly
+    scale_bound = np.where(scale > 0, scale * m2_bound / (2 * unnormalised) + sum_tolerance(2, scale, np.float64), 0)
+    return sum_tolerance(3 * chunks, np.abs(mean), np.float64), scale_bound
+
+
+@pytest.mark.numerics
 def test_chunked_statistics_equal_the_in_memory_ones():
     raw = np.random.default_rng(1).integers(0, 256, size=(53, 9, 7), dtype=np.uint8)
     raw[:, 0, 0] = 17   # a constant pixel (the black border): scale 1, never a division by 0
     chunked = images.fit_pixel_scaler(raw, chunk_size=8)
     whole = StandardScaler().fit(raw.reshape(53, -1).astype(np.float64))
-    np.testing.assert_allclose(chunked.mean_, whole.mean_, rtol=1e-12)
-    np.testing.assert_allclose(chunked.scale_, whole.scale_, rtol=1e-12)
+    mean_bound, scale_bound = statistics_bound(raw, 8)
+    assert_within(chunked.mean_, whole.mean_, mean_bound, "means")
+    assert_within(chunked.scale_, whole.scale_, scale_bound, "scales")
 
 
+def standardized_bound(values: np.ndarray, raw: np.ndarray, chunk_size: int) -> np.ndarray:
+    """Bound on float32 standardised ``values`` against exact float64 ones from the same statistics.
+
+    The scaler works in the input's float32: the mean and scale round to it, then
+    ``x - mean`` and ``/ scale`` round: at most 3 roundings of |value| and one of
+    |mean| / scale, covered by two float32 evaluations' worth of ``|value| + |mean| / scale``;
+    the float64 statistics' bounds (far below) pass through ``1 / scale``.
+    """
+    flat = raw.reshape(len(raw), -1).astype(np.float64)
+    mean_bound, scale_bound = statistics_bound(raw, chunk_size)
+    mean, scale = flat.mean(axis=0), flat.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    return (sum_tolerance(2, np.abs(values) + np.abs(mean) / scale, np.float32)
+            + (mean_bound + np.abs(values) * scale_bound) / scale)
+
+
+@pytest.mark.numerics
 def test_standardized_file_is_memory_mappable_and_stacks_channels(tmp_path):
     rng = np.random.default_rng(2)
     train = rng.integers(0, 256, size=(30, 6, 5), dtype=np.uint8)
@@ -177,11 +220,16 @@ def test_standardized_file_is_memory_mappable_and_stacks_channels(tmp_path):
     assert isinstance(out_train, np.memmap) and out_train.dtype == np.float32
     assert out_train.shape == (30, 3, 6, 5) and out_test.shape == (11, 3, 6, 5)
     assert np.array_equal(out_train[:, 0], out_train[:, 2])
-    # Fitted on train only: train is centred per pixel, test (shifted up) is not.
-    np.testing.assert_allclose(out_train.mean(axis=0), 0, atol=1e-5)
+    # Fitted on train only: train is centred per pixel, test (shifted up) is not. The exact column means
+    # are 0; the float32 mean adds 30 values, each within its standardisation bound.
+    values = out_train[:, 1].reshape(30, -1).astype(np.float64)
+    centred_bound = (standardized_bound(values, train, 4).mean(axis=0)
+                     + sum_tolerance(30 + 1, np.abs(values).mean(axis=0), np.float32))
+    assert_within(out_train.mean(axis=0)[1].reshape(-1), 0.0, centred_bound, "train means")
     assert out_test.mean() > 0.5
     expected = (test.reshape(11, -1) - train.reshape(30, -1).mean(0)) / train.reshape(30, -1).std(0)
-    np.testing.assert_allclose(out_test[:, 1].reshape(11, -1), expected, rtol=1e-5, atol=1e-6)
+    assert_within(out_test[:, 1].reshape(11, -1), expected, standardized_bound(expected, train, 4),
+                  "standardised test slices")
 
 
 # -- models ---------------------------------------------------------------------

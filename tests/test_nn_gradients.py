@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from nnlab.nn import (MSE, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, LeakyReLU, Linear,
                       ReLU, Sequential, Sigmoid, SoftMax, Tanh)
 from nnlab.nn.layers import column_sums, row_max, row_sums
+from tolerances import assert_within, sum_tolerance
 
 B, D_IN, D_OUT = 5, 4, 3
 TOLERANCE = 1e-6
@@ -73,6 +74,44 @@ def test_layer_gradients_match_central_differences(name, rng):
         assert relative_error(analytic[key], numeric[key]) < TOLERANCE, key
 
 
+def layer_bounds(name, x, params, out, upstream) -> dict:
+    """float64 bounds on numpy against torch for the output, input gradient and parameter gradients.
+
+    :func:`tolerances.sum_tolerance` with float64 eps: a product or sum counts its
+    terms, a libm function (exp, log1p, tanh) two roundings (one ulp), and the
+    magnitude is each expression evaluated on absolute values. Where a rounded
+    operand is subtracted (``1 - s``) its relative error is carried in the magnitude.
+    """
+    f64 = np.float64
+    u = np.abs(upstream)
+    if name == "linear":
+        W, b = np.abs(params["W"]), np.abs(params["b"])
+        return {"out": sum_tolerance(D_IN + 1, np.abs(x) @ W + b, f64), "input": sum_tolerance(D_OUT, u @ W.T, f64),
+                "W": sum_tolerance(B, np.abs(x).T @ u, f64), "b": sum_tolerance(B, u.sum(axis=0), f64)}
+    if name == "relu":   # max(x, 0) and a 0/1 mask: no rounding at all
+        return {"out": 0.0, "input": 0.0}
+    if name == "leaky_relu":   # one product by the slope
+        return {"out": sum_tolerance(1, np.abs(out), f64), "input": sum_tolerance(1, u, f64)}
+    if name == "sigmoid":
+        # numpy exp(-log(1 + e^-x)) (exp, log1p, exp, add: at most 7 (1 + |x|) roundings relative, the
+        # inner log's absolute error growing with |x|), torch 1 / (1 + e^-x) (4); the gradient u s (1 - s)
+        # adds the subtraction and two products, and (1 - s) carries s's absolute error
+        scale = 1 + np.abs(x)
+        return {"out": sum_tolerance(7, out * scale, f64), "input": sum_tolerance(10, u * out * scale, f64)}
+    if name == "tanh":   # libm tanh; u (1 - t^2) adds the square (twice t's error), subtraction, product
+        return {"out": sum_tolerance(2, np.abs(out), f64), "input": sum_tolerance(5, u * (1 + out ** 2), f64)}
+    if name == "softmax":
+        # exp(x - max) / sum: the shift's rounding grows exp's relative error by |x - max| (up to the row's
+        # spread, in the sum), then D terms, exp, division: relative (D + 5)(1 + spread);
+        # s (u - sum u s) adds D more terms, a subtraction and a product on |s| (|u| + sum |u s|)
+        spread = 1 + np.max(np.abs(x - x.max(axis=1, keepdims=True)), axis=1, keepdims=True)
+        inner = u + np.sum(u * out, axis=1, keepdims=True)
+        return {"out": sum_tolerance(D_OUT + 5, out * spread, f64),
+                "input": sum_tolerance(3 * (D_OUT + 5), out * inner * spread, f64)}
+    raise KeyError(name)
+
+
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", LAYERS)
 def test_layer_matches_torch_autograd(name, rng):
     layer, x, upstream = _setup(name, rng)
@@ -85,10 +124,11 @@ def test_layer_matches_torch_autograd(name, rng):
     out_t = torch_fn(x_t, params_t) if params_t else torch_fn(x_t)
     (out_t * torch.tensor(upstream)).sum().backward()
 
-    np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(grad_in, x_t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    bounds = layer_bounds(name, x, layer.params(), out, upstream)
+    assert_within(out, out_t.detach().numpy(), bounds["out"], "output")
+    assert_within(grad_in, x_t.grad.numpy(), bounds["input"], "input gradient")
     for key, tensor in params_t.items():
-        np.testing.assert_allclose(layer.grads()[key], tensor.grad.numpy(), rtol=1e-10, atol=1e-12)
+        assert_within(layer.grads()[key], tensor.grad.numpy(), bounds[key], f"{key} gradient")
 
 
 N_CLASSES = 3
@@ -130,6 +170,47 @@ def test_loss_gradient_matches_central_differences(name, rng):
     assert relative_error(analytic, numeric) < TOLERANCE
 
 
+def loss_bounds(name, pred, target, value, grad) -> tuple[float, np.ndarray]:
+    """float64 bounds on numpy against torch for a loss and its gradient (rules of :func:`layer_bounds`).
+
+    The value is a mean over the n entries (n terms and a division) of per-entry terms that
+    each carry a few roundings of their own magnitude; the gradient is elementwise.
+    """
+    f64, n = np.float64, pred.size
+    if name.startswith("cross_entropy"):
+        # per row: shift (|x_y - max|), log-sum-exp (the exps' relative error (D + 5)(1 + spread), log's rounding)
+        shifted = pred - pred.max(axis=1, keepdims=True)
+        spread = 1 + np.abs(shifted).max(axis=1)
+        one_hot = np.eye(N_CLASSES)[target] if target.ndim == 1 else target
+        log_total = np.log(np.exp(shifted).sum(axis=1))
+        per_row = np.abs(np.sum(one_hot * shifted, axis=1)) + log_total + spread
+        value_bound = sum_tolerance(len(pred) + N_CLASSES + 5, per_row.mean(), f64)
+        probs = np.exp(shifted - log_total[:, None])
+        # (softmax - y) / B: softmax's relative bound, a subtraction and a division
+        return value_bound, sum_tolerance(N_CLASSES + 7, (probs + one_hot) * spread[:, None] / len(pred), f64)
+    if name == "binary_cross_entropy":
+        # log p and log(1 - p) (1 - p rounds first), products by y and 1 - y, the sum
+        per_entry = 1 + np.abs(np.log(pred)) + np.abs(np.log1p(-pred))
+        # (p - y) / (p (1 - p)) / n: four roundings, and 1 - p's relative error p / (1 - p)
+        return (sum_tolerance(n + 4, per_entry.mean(), f64),
+                sum_tolerance(5, np.abs(grad) * (1 + 1 / (1 - pred)), f64))
+    if name == "binary_cross_entropy_with_logits":
+        # log(1 + e^z) (exp, log1p, add: 2 + 3 softplus), y z, subtraction, the sum; torch's formula is
+        # algebraically the same with as many roundings
+        softplus = np.logaddexp(0.0, pred)
+        per_entry = 1 + softplus + np.abs(pred)
+        sigmoid = np.exp(-np.logaddexp(0.0, -pred))
+        # (sigmoid(z) - y) / n: sigmoid's 7 (1 + |z|) relative (see layer_bounds), subtraction, division
+        return (sum_tolerance(n + 4, per_entry.mean(), f64),
+                sum_tolerance(9, (sigmoid + np.abs(target)) * (1 + np.abs(pred)) / n, f64))
+    if name == "mse":
+        # residual, square (twice the residual's relative error, and its own), the sum of n, the division
+        residual = pred - target
+        return sum_tolerance(n + 4, np.mean(residual ** 2), f64), sum_tolerance(3, np.abs(grad), f64)
+    raise KeyError(name)
+
+
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", LOSSES)
 def test_loss_matches_torch_autograd(name, rng):
     loss, pred, target, torch_loss = loss_case(name, rng)
@@ -138,8 +219,9 @@ def test_loss_matches_torch_autograd(name, rng):
     pred_t = torch.tensor(pred, requires_grad=True)
     value_t = torch_loss(pred_t)
     value_t.backward()
-    assert value == pytest.approx(value_t.item(), rel=1e-12)
-    np.testing.assert_allclose(grad, pred_t.grad.numpy(), rtol=1e-10, atol=1e-14)
+    value_bound, grad_bound = loss_bounds(name, pred, target, value, grad)
+    assert_within(value, value_t.item(), value_bound, "loss")
+    assert_within(grad, pred_t.grad.numpy(), grad_bound, "gradient")
 
 
 def test_extreme_inputs_stay_finite():
@@ -152,13 +234,18 @@ def test_extreme_inputs_stay_finite():
     assert np.isfinite(BinaryCrossEntropy().forward(np.array([[0.0], [1.0]]), np.array([1, 0])))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("columns", [1, 2, 10, 40])
 def test_row_and_column_reductions_match_numpy(columns, rng):
     x = rng.normal(size=(50, columns))
     x[3, 0], x[7, -1] = np.inf, np.nan
     np.testing.assert_array_equal(row_max(x), x.max(axis=1))
-    np.testing.assert_allclose(row_sums(x[8:]), x[8:].sum(axis=1), rtol=1e-12)
-    np.testing.assert_allclose(column_sums(x[8:]), x[8:].sum(axis=0), rtol=1e-12)
+    # BLAS products with ones against numpy's pairwise sums: float64 sums of `columns` and 42 terms
+    finite = x[8:]
+    assert_within(row_sums(finite), finite.sum(axis=1),
+                  sum_tolerance(columns, np.abs(finite).sum(axis=1), np.float64), "row sums")
+    assert_within(column_sums(finite), finite.sum(axis=0),
+                  sum_tolerance(len(finite), np.abs(finite).sum(axis=0), np.float64), "column sums")
 
 
 def test_backward_params_gives_the_gradients_of_backward(rng):
