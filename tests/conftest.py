@@ -81,6 +81,7 @@ def uses_baseline(item) -> bool:
     return "baseline" in getattr(item, "fixturenames", ())
 
 
+@pytest.hookimpl(trylast=True)   # after `-m` and `-k` have deselected: only the tests that will run count
 def pytest_collection_modifyitems(session, config, items):
     """Tests on the shared tiny-params pipeline (tests/pipeline_repo.py) run last, and its
     `dvc repro` starts now in the background, so the unit tests run while it builds.
