@@ -184,8 +184,8 @@ def bench_perceptron(_machine: dict) -> dict:
     ours_s, ours = clock(perceptron.train, data.X_train, data.y_train, data.X_test, data.y_test, **kwargs)
     reference_s, (w, history) = clock(references.perceptron_reference, data.X_train, data.y_train,
                                       data.X_test, data.y_test, **kwargs)
-    return comparison(ours_s, reference_s, epochs=len(ours.history),
-                      max_weight_diff=float(np.abs(ours.weights - w).max()))
+    return comparison(ours_s, reference_s, epochs=len(ours.result.history),
+                      max_weight_diff=float(np.abs(ours.model.weights - w).max()))
 
 
 def tiled_mnist(n_train: int, n_test: int):

@@ -110,3 +110,61 @@ def bar_chart(groups: Mapping[str, Mapping[str, float]], *, title: str, ylabel: 
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def decision_line(w: np.ndarray, splits: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str):
+    """The line ``w . [x, 1] = 0`` of a linear classifier over the points of each split, one panel per split."""
+    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4.5), squeeze=False)
+    for ax, (split, (X, y)) in zip(axes[0], splits.items()):
+        for label, colour in zip(np.unique(y), ("tab:blue", "tab:red")):
+            ax.scatter(*X[y == label].T, s=10, color=colour, label=f"y = {label:+d}")
+        x1 = np.array(ax.get_xlim())
+        if abs(w[1]) > 1e-12:
+            ax.plot(x1, -(w[0] * x1 + w[2]) / w[1], "k-", label="decision line")
+        elif abs(w[0]) > 1e-12:
+            ax.axvline(-w[2] / w[0], color="k", label="decision line")
+        ax.set_ylim(X[:, 1].min() - 1, X[:, 1].max() + 1)
+        ax.set(title=f"{title}: {split}", xlabel="x1", ylabel="x2")
+        ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def separation(rows: Sequence[dict]):
+    """Test (and train) accuracy against the distance between the means, one line per variance."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for variance in sorted({row["variance"] for row in rows}):
+        group = sorted((r for r in rows if r["variance"] == variance), key=lambda r: r["mean_distance"])
+        distances = [r["mean_distance"] for r in group]
+        line, = ax.plot(distances, [r["test_accuracy"] for r in group], "o-", label=f"test, variance {variance:g}")
+        ax.plot(distances, [r["train_accuracy"] for r in group], "x--", color=line.get_color(),
+                alpha=0.6, label=f"train, variance {variance:g}")
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set(title="Perceptron accuracy against separation of the clouds",
+           xlabel="distance between the means", ylabel="accuracy", ylim=(0, 1.05))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def grid_curves(runs: Sequence):
+    """One row per batch size: train loss (log scale) and test accuracy per epoch, one line per lr.
+
+    ``runs`` are training results with ``batch_size`` and ``lr`` (:class:`nnlab.models.tanh_mlp.RunResult`).
+    """
+    batch_sizes = sorted({run.batch_size for run in runs})
+    fig, axes = plt.subplots(len(batch_sizes), 2, figsize=(11, 2.6 * len(batch_sizes)), squeeze=False)
+    for (loss_ax, acc_ax), batch_size in zip(axes, batch_sizes):
+        for run in (r for r in runs if r.batch_size == batch_size):
+            epochs = [row["epoch"] for row in run.history]
+            label = f"lr {run.lr:g}" + (f" (diverged at epoch {run.diverged_at})" if run.diverged else "")
+            loss_ax.plot(epochs, [row["train_loss"] for row in run.history], label=label)
+            acc_ax.plot(epochs, [row["test_accuracy"] for row in run.history], label=label)
+        loss_ax.set(title=f"batch {batch_size}: train loss", xlabel="epoch", ylabel="loss", yscale="log")
+        acc_ax.set(title=f"batch {batch_size}: test accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0.3, 1.02))
+        for ax in (loss_ax, acc_ax):
+            ax.grid(alpha=0.3)
+        acc_ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -13,6 +13,7 @@ metrics file holds ``source`` beside its own figures.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -20,6 +21,8 @@ import numpy as np
 
 UNITS = ("epoch", "step")
 SOURCES = ("synthetic", "generated", "embedded", "idx", "download", "aclimdb", "csv", "folder")
+#: The scores of a history row, beside its ``epoch`` or ``step``.
+SCORE_COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 RUN_KEYS = ("diverged", "diverged_at", "trained", "unit")
 MODEL_KEYS = frozenset({"source", "train", "test", *RUN_KEYS})
 TRAIN_SCORES = frozenset({"accuracy", "loss"})
@@ -44,6 +47,12 @@ class TrainResult:
     @property
     def diverged(self) -> bool:
         return self.diverged_at is not None
+
+    def final(self) -> dict:
+        """The last history row's scores; NaN (null in JSON) for a run that diverged or never scored."""
+        if self.diverged or not self.history:
+            return {key: math.nan for key in SCORE_COLUMNS}
+        return {key: self.history[-1][key] for key in SCORE_COLUMNS}
 
     def run_record(self) -> dict:
         return {"diverged": self.diverged, "diverged_at": self.diverged_at, "trained": self.trained,

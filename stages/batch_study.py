@@ -12,6 +12,8 @@ accuracy), table.csv (final and best test accuracy, updates, seconds) and
 """
 from __future__ import annotations
 
+import time
+
 from nnlab.cli import run, stage_parser
 from nnlab.datasets.synthetic import load_split
 from nnlab.io import StageOutputs
@@ -36,31 +38,35 @@ def main(argv=None) -> None:
     sizes += cfg.int_list("batch_sizes")
     epochs = cfg.int("epochs", min=1)
     eval_every = cfg.int("eval_every", min=1)
-    initialiser = mlp.read_init(cfg)
+    init = cfg.str("init", choices=mlp.INITS)
+    init_std = cfg.float("init_std", positive=True)
     cfg.check_all_used()
     data = load_split(INPUT)
     n_train = len(data.y_train)
     cfg.batch_sizes("batch_sizes", n_train)
 
-    results = {}
+    results, seconds = {}, {}
     for size in sizes:
         # Every size starts from the same weights and its own copy of the shuffling stream.
         rng = numpy_rng(seed(params))
-        model = mlp.mlp([data.X_train.shape[1], *hidden, N_CLASSES], rng=rng, init=initialiser)
+        model = mlp.mlp([data.X_train.shape[1], *hidden, N_CLASSES], rng=rng, init=init, init_std=init_std)
         updates = steps_per_epoch(n_train, size)
         label = FULL if size is None else str(size)
+        start = time.perf_counter()
         results[label] = model.train(
             data.X_train, data.y_train, CrossEntropy(), lr=lr, steps=epochs * updates, batch_size=size,
             eval_every=eval_every * updates, rng=rng, X_test=data.X_test, y_test=data.y_test,
             desc=f"batch {label}")
+        seconds[label] = time.perf_counter() - start
 
-    metrics = {"batch_size": {label: mlp.summary(result) for label, result in results.items()}}
-    table = [{"batch_size": label, "epochs": epochs, "updates": result.steps,
+    metrics = {"source": "generated",
+               "batch_size": {label: mlp.summary(result) for label, result in results.items()}}
+    table = [{"batch_size": label, "epochs": epochs, "updates": result.trained,
               "final_train_accuracy": result.final()["train_accuracy"],
               "final_test_accuracy": result.final()["test_accuracy"],
-              "best_test_accuracy": result.best_test_accuracy(),
+              "best_test_accuracy": mlp.best_test_accuracy(result),
               "final_test_loss": result.final()["test_loss"],
-              "diverged": result.diverged, "seconds": round(result.seconds, 3)}
+              "diverged": result.diverged, "seconds": round(seconds[label], 3)}
              for label, result in results.items()]
     histories = {f"batch {label}": result.history for label, result in results.items()}
     figures = {column: mlp.compare_curves(histories, column, title=f"moons MLP, lr {lr:g}, {epochs} epochs")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnlab import plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import synthetic
 from nnlab.io import StageOutputs
@@ -43,20 +44,21 @@ def main(argv=None) -> None:
         case.check_all_used()
         cov = (variance * np.eye(len(mean_neg))).tolist()
         data = synthetic.gaussians(n_per_class, mean_pos, mean_neg, cov, cov, test_fraction, data_seed)
-        result = perceptron.train(data.X_train, data.y_train, data.X_test, data.y_test,
-                                  lr=lr, max_epochs=max_epochs)
+        training = perceptron.train(data.X_train, data.y_train, data.X_test, data.y_test,
+                                    lr=lr, max_epochs=max_epochs)
+        final = training.result.final()
         rows.append({
             "case": name, "mean_distance": float(np.linalg.norm(mean_pos - mean_neg)), "variance": variance,
-            "train_accuracy": result.final["train_accuracy"], "test_accuracy": result.final["test_accuracy"],
-            "train_loss": result.final["train_loss"], "test_loss": result.final["test_loss"],
-            "epochs": result.final["epoch"], "converged": result.converged_epoch is not None,
+            "train_accuracy": final["train_accuracy"], "test_accuracy": final["test_accuracy"],
+            "train_loss": final["train_loss"], "test_loss": final["test_loss"],
+            "epochs": training.result.trained, "converged": training.converged,
         })
     cfg.check_all_used()
-    metrics = {row["case"]: {split: {"accuracy": row[f"{split}_accuracy"], "loss": row[f"{split}_loss"]}
+    metrics = {"source": "generated"} | {row["case"]: {split: {"accuracy": row[f"{split}_accuracy"], "loss": row[f"{split}_loss"]}
                              for split in ("train", "test")} | {"converged": row["converged"]} for row in rows}
     with StageOutputs() as out:
         out.csv(f"plots/{NAME}/table.csv", rows)
-        out.figure(f"plots/{NAME}/accuracy.png", perceptron.separation_figure(rows))
+        out.figure(f"plots/{NAME}/accuracy.png", plotting.separation(rows))
         out.json(f"metrics/{NAME}.json", metrics)
     for row in rows:
         print(f"{row['case']}: distance {row['mean_distance']:.2f}, variance {row['variance']:g}: "

@@ -60,6 +60,7 @@ def main(argv=None) -> None:
                                title="tanh MLP: final test accuracy", xlabel="learning rate",
                                ylabel="batch size", fmt="{:.3f}")
     metrics = {
+        "source": "generated",
         "runs": {f"batch_{run.batch_size}_lr_{run.lr:g}": run.metrics() for run in runs},
         "best": best_run(runs),
         "diverged_runs": sum(run.diverged for run in runs),
@@ -69,7 +70,7 @@ def main(argv=None) -> None:
         out.csv(f"plots/{NAME}/history.csv", [{"batch_size": run.batch_size, "lr": run.lr, **row}
                                                for run in runs for row in run.history])
         out.figure(f"plots/{NAME}/heatmap.png", heatmap)
-        out.figure(f"plots/{NAME}/curves.png", tanh_mlp.grid_curves_figure(runs))
+        out.figure(f"plots/{NAME}/curves.png", plotting.grid_curves(runs))
         out.json(f"metrics/{NAME}.json", metrics)
     for row in table:
         outcome = (f"diverged at epoch {row['diverged_epoch']}" if row["diverged"] else

@@ -11,9 +11,11 @@ import yaml
 from conftest import deep_merge, default_params, tiny_overrides
 from nnlab.cli import run
 from nnlab.params import Section
-from stages import batch_study, bce_moons, generate, mlp_moons
+from nnlab.results import check_model_metrics
+from stages import batch_study, bce_moons, evaluate_2d, generate, mlp_moons
 
 STAGES = {"mlp_moons": mlp_moons, "batch_study": batch_study, "bce_moons": bce_moons}
+MODELS = ("mlp_moons", "bce_moons")
 
 
 def params_with(*overrides: dict) -> dict:
@@ -38,13 +40,16 @@ def workdir(tmp_path_factory):
 
 
 def run_stage(name: str, params: dict, workdir, monkeypatch, capsys) -> tuple[int, str]:
-    """Run a stage as `python -m stages.<name>` would; return (exit code, stderr)."""
+    """Run a stage as `python -m stages.<name>` would, and a model's evaluation after it;
+    return (exit code, stderr)."""
     monkeypatch.chdir(workdir)
     params_file = workdir / f"{name}.params.yaml"
     params_file.write_text(yaml.safe_dump(params))
     capsys.readouterr()
     try:
         run(STAGES[name].main, ["--params", str(params_file)])
+        if name in MODELS:
+            run(evaluate_2d.main, ["--model", name])
         code = 0
     except SystemExit as exit_:
         code = exit_.code
@@ -60,6 +65,10 @@ def test_tiny_run_writes_every_output(name, workdir, monkeypatch, capsys):
     code, err = run_stage(name, params_with(TINY), workdir, monkeypatch, capsys)
     assert code == 0, err
     metrics = read_metrics(workdir, name)
+    assert metrics["source"] == "generated"
+    if name in MODELS:
+        check_model_metrics(metrics)
+        assert (workdir / "plots" / name / "confusion.json").is_file()
     runs = metrics["batch_size"].values() if name == "batch_study" else [metrics]
     for summary in runs:
         assert summary["diverged"] is False
@@ -91,7 +100,7 @@ def test_mlp_moons_defaults_reach_the_report(workdir, monkeypatch, capsys):
     code, err = run_stage("mlp_moons", params_with(), workdir, monkeypatch, capsys)
     assert code == 0, err
     metrics = read_metrics(workdir, "mlp_moons")
-    assert metrics["test"]["accuracy"] >= 0.90 and metrics["steps"] == 1500
+    assert metrics["test"]["accuracy"] >= 0.90 and (metrics["trained"], metrics["unit"]) == (1500, "step")
 
 
 def test_diverged_run_writes_nulls(workdir, monkeypatch, capsys):
@@ -99,8 +108,10 @@ def test_diverged_run_writes_nulls(workdir, monkeypatch, capsys):
                           workdir, monkeypatch, capsys)
     assert code == 0, err
     metrics = read_metrics(workdir, "mlp_moons")
-    assert metrics["diverged"] is True
+    check_model_metrics(metrics)
+    assert metrics["diverged"] is True and metrics["diverged_at"] <= 100
     assert metrics["train"] == {"loss": None, "accuracy": None} and metrics["test"]["accuracy"] is None
+    assert json.loads((workdir / "plots/mlp_moons/confusion.json").read_text()) == []
 
 
 @pytest.mark.parametrize("name, override, key", [

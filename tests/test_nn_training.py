@@ -6,7 +6,7 @@ import pytest
 from sklearn.datasets import make_moons
 
 from nnlab.io import to_jsonable
-from nnlab.models.mlp import mlp, summary
+from nnlab.models.mlp import Classifier, load_model, mlp, save_model, summary
 from nnlab.nn import MSE, CrossEntropy, Linear, Sequential, Tanh
 from nnlab.nn.layers import Layer
 
@@ -48,7 +48,7 @@ def test_one_update_per_step_with_the_right_batch_size(batch_size, expected_size
     model, recorder = recorded_model(rng)
     result = model.train(X, y, CrossEntropy(), lr=0.1, steps=7, batch_size=batch_size, eval_every=3, rng=rng)
     assert [len(batch) for batch in recorder.batches] == expected_sizes
-    assert result.steps == 7 and not result.diverged
+    assert result.trained == 7 and result.unit == "step" and not result.diverged
     assert [row["step"] for row in result.history] == [0, 3, 6, 7]
 
 
@@ -110,9 +110,26 @@ def test_divergence_stops_and_reports_nulls():
     y = rng.normal(size=(50, 1)) * 100
     model = Sequential([Linear(3, 8, rng=rng), Tanh(), Linear(8, 1, rng=rng)])
     result = model.train(X, y, MSE(), lr=1e3, steps=500, batch_size=None, eval_every=1, X_test=X, y_test=y)
-    assert result.diverged and result.steps < 500
+    assert result.diverged and result.trained <= result.diverged_at < 500
     assert all(np.isfinite(row["train_loss"]) for row in result.history)
     metrics = to_jsonable(summary(result))
     assert metrics["diverged"] is True
     assert metrics["train"] == {"loss": None, "accuracy": None}
     assert metrics["test"]["accuracy"] is None and metrics["test"]["best_accuracy"] is None
+
+
+@pytest.mark.parametrize("architecture", [
+    {"sizes": [2, 8, 2], "activation": "relu", "output": None, "loss": "cross_entropy"},
+    {"sizes": [2, 6, 5, 1], "activation": "tanh", "output": "sigmoid", "loss": "binary_cross_entropy"},
+])
+def test_saved_classifier_predicts_the_same_bit_for_bit(tmp_path, moons, architecture):
+    X, y = moons
+    rng = np.random.default_rng(0)
+    classifier = Classifier(architecture, rng=rng)
+    result = classifier.net.train(X, y, classifier.loss_function, lr=0.1, steps=20, batch_size=16, rng=rng)
+    save_model(tmp_path, classifier, result, classes=[0, 1], source="generated")
+    loaded, spec = load_model(tmp_path, "mlp_moons")
+    assert spec["architecture"] == architecture and spec["run"] == result.run_record()
+    assert loaded.class1_probability(X).tobytes() == classifier.class1_probability(X).tobytes()
+    assert np.array_equal(loaded.predict(X), classifier.predict(X))
+    assert loaded.loss(X, y) == classifier.loss(X, y)

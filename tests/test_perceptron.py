@@ -13,6 +13,7 @@ from nnlab.datasets import synthetic
 from nnlab.errors import DataError, ParamError
 from nnlab.models import perceptron
 from tolerances import FLOAT64_EPS, assert_within, sum_tolerance
+from nnlab.results import check_model_metrics
 
 EYE = [[1.0, 0.0], [0.0, 1.0]]
 
@@ -32,11 +33,12 @@ def train(split, lr=0.01, max_epochs=1000):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_separable_clouds_reach_100_percent_and_stop(seed):
-    result = train(gaussians([10.0, 10.0], seed=seed))
-    assert result.converged_epoch is not None and result.converged_epoch < 1000
-    assert len(result.history) == result.converged_epoch
-    assert result.final["train_accuracy"] == result.final["test_accuracy"] == 1.0
-    assert result.final["train_loss"] == 0.0
+    training = train(gaussians([10.0, 10.0], seed=seed))
+    assert training.converged and training.result.trained < 1000
+    assert len(training.result.history) == training.result.trained
+    final = training.result.final()
+    assert final["train_accuracy"] == final["test_accuracy"] == 1.0
+    assert final["train_loss"] == 0.0
 
 
 def margin_tolerance(w: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -48,17 +50,17 @@ def margin_tolerance(w: np.ndarray, X: np.ndarray) -> np.ndarray:
 def test_first_epoch_is_the_batch_rule_by_hand():
     X = np.array([[1.0, 2.0], [3.0, -1.0], [-2.0, 0.5]])
     y = np.array([1, -1, 1])
-    result = perceptron.train(X, y, X, y, lr=0.5, max_epochs=1)
+    training = perceptron.train(X, y, X, y, lr=0.5, max_epochs=1)
     # From w = 0 every point is on the line, hence misclassified: w = lr * mean(y_i [x_i, 1]).
     expected = 0.5 * np.mean(y[:, None] * np.c_[X, np.ones(3)], axis=0)
     # float64 sums of 3 terms, a division and the product by lr, in other orders
     weights_bound = sum_tolerance(3 + 2, 0.5 * np.mean(np.abs(np.c_[X, np.ones(3)]), axis=0), np.float64)
-    assert_within(result.weights, expected, weights_bound, "weights")
+    assert_within(training.model.weights, expected, weights_bound, "weights")
     margins = y * (np.c_[X, np.ones(3)] @ expected)
     # each margin: the weights' bound through |[x, 1]| and its own sum of 3; then the mean of 3 and a division
     loss_bound = (np.mean(np.abs(np.c_[X, np.ones(3)]) @ weights_bound + margin_tolerance(expected, X))
                   + sum_tolerance(3 + 1, np.mean(np.abs(margins)), np.float64))
-    assert_within(result.final["train_loss"], np.mean(np.maximum(0, -margins)), loss_bound, "loss")
+    assert_within(training.result.final()["train_loss"], np.mean(np.maximum(0, -margins)), loss_bound, "loss")
 
 
 @pytest.mark.numerics
@@ -71,16 +73,34 @@ def test_lr_only_scales_the_weights():
     # and |g_k| <= mean |[x, 1]| = G, |w_k| <= k lr G: over the epochs at most u lr G (E (E + 1) / 2 + E)
     # per run, and 0.01 and the scaling by 300 round once more.
     for key in ("train_accuracy", "test_accuracy"):
-        assert [r[key] for r in fast.history] == [r[key] for r in slow.history]
+        assert [r[key] for r in fast.result.history] == [r[key] for r in slow.result.history]
     G = np.mean(np.abs(perceptron.with_bias(split.X_train)), axis=0)
-    assert_within(fast.weights, 300 * slow.weights,
+    assert_within(fast.model.weights, 300 * slow.model.weights,
                   sum_tolerance(epochs * (epochs + 1) // 2 + epochs + 2, 3.0 * G, np.float64), "weights")
 
 
 def test_overlapping_clouds_run_to_max_epochs():
-    result = train(gaussians([0.0, 0.0]), max_epochs=50)
-    assert result.converged_epoch is None and len(result.history) == 50
-    assert 0.2 < result.final["test_accuracy"] < 0.8
+    training = train(gaussians([0.0, 0.0]), max_epochs=50)
+    assert not training.converged and training.result.trained == len(training.result.history) == 50
+    assert 0.2 < training.result.final()["test_accuracy"] < 0.8
+
+
+def test_saved_perceptron_predicts_the_same_bit_for_bit(tmp_path):
+    split = gaussians([2.0, 2.0])
+    training = train(split, max_epochs=20)
+    perceptron.save_model(tmp_path, training, source="generated")
+    loaded, spec = perceptron.load_model(tmp_path, "perceptron")
+    assert loaded.weights.tobytes() == training.model.weights.tobytes()
+    assert np.array_equal(loaded.predict(split.X_test), training.model.predict(split.X_test))
+    assert spec["classes"] == [-1, 1] and spec["run"] == training.result.run_record()
+
+
+def test_a_model_folder_of_another_kind_is_refused(tmp_path):
+    training = train(gaussians([10.0, 10.0]), max_epochs=5)
+    perceptron.save_model(tmp_path, training, source="generated")
+    (tmp_path / "spec.json").write_text(json.dumps({"kind": "numpy_mlp"}))
+    with pytest.raises(DataError, match="a 'numpy_mlp' model, not 'perceptron'"):
+        perceptron.load_model(tmp_path, "perceptron")
 
 
 def test_labels_must_be_plus_minus_one():
@@ -97,19 +117,27 @@ def load_strict(path: Path):
     return json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path} holds {c}"))
 
 
-def test_perceptron_stage_outputs(tmp_path, monkeypatch):
+def test_perceptron_stages_train_then_evaluate(tmp_path, monkeypatch):
+    from stages import evaluate_2d
     from stages import perceptron as stage
 
     write_gaussians(tmp_path, gaussians([10.0, 10.0]))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(classic_params()))
     monkeypatch.chdir(tmp_path)
     stage.main(["--params", "params.yaml"])
+    assert {p.name for p in (tmp_path / "models/perceptron").iterdir()} == {"spec.json", "weights.npz"}
+    assert json.loads((tmp_path / "models/perceptron/spec.json").read_text())["converged"] is True
+    evaluate_2d.main(["--model", "perceptron"])
     metrics = load_strict(tmp_path / "metrics/perceptron.json")
-    assert metrics["test"]["accuracy"] == metrics["train"]["accuracy"] == 1.0 and metrics["converged"]
+    check_model_metrics(metrics)
+    assert metrics["test"]["accuracy"] == metrics["train"]["accuracy"] == 1.0 and metrics["unit"] == "epoch"
+    assert metrics["test"]["recall"] == {"-1": 1.0, "1": 1.0} and not metrics["diverged"]
     history = (tmp_path / "plots/perceptron/history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,") and len(history) == metrics["epochs"] + 1
+    assert history[0].startswith("epoch,") and len(history) == metrics["trained"] + 1
+    confusion = load_strict(tmp_path / "plots/perceptron/confusion.json")
+    assert len(confusion) == 40 and {row["actual"] for row in confusion} == {"-1", "1"}
     assert {p.name for p in (tmp_path / "plots/perceptron").glob("*.png")} == {
-        "loss.png", "accuracy.png", "decision_line.png"}
+        "loss.png", "accuracy.png", "decision.png"}
 
 
 def test_separation_stage_table(tmp_path, monkeypatch):
@@ -132,7 +160,7 @@ def test_separation_stage_table(tmp_path, monkeypatch):
     assert rows["far"][1] == f"{np.sqrt(200):.6g}" and rows["far"][4] == "1"
     assert rows["same"][8] == "False" and float(rows["same"][4]) < 0.8
     metrics = load_strict(tmp_path / "metrics/separation.json")
-    assert metrics["far"]["test"]["accuracy"] == 1.0
+    assert metrics["source"] == "generated" and metrics["far"]["test"]["accuracy"] == 1.0
     assert (tmp_path / "plots/separation/accuracy.png").stat().st_size > 0
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +12,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import run_stage
+from conftest import ROOT, run_stage, venv_env
 from nnlab.datasets import synthetic
 from nnlab.errors import ParamError
 from nnlab.io import dumps_json
 from nnlab.models import tanh_mlp
+from nnlab.results import SCORE_COLUMNS, check_model_metrics
 from test_perceptron import classic_params, load_strict
 from tolerances import assert_within, near_ties, softmax_mlp_tolerances
 
@@ -125,10 +128,10 @@ def test_joint_runs_equal_separate_runs_and_divergence_ends_cleanly():
     settings = dict(hidden_units=6, batch_size=7, epochs=4, seed=3)
     normal, blown = tanh_mlp.train_runs(data, lrs=[0.1, 1e6], **settings)
     alone, = tanh_mlp.train_runs(data, lrs=[0.1], **settings)
-    for key in ("epoch", *tanh_mlp.HISTORY_KEYS):
+    for key in ("epoch", *SCORE_COLUMNS):
         np.testing.assert_allclose([row[key] for row in normal.history], [row[key] for row in alone.history],
                                    rtol=1e-6)
-    assert blown.diverged and blown.diverged_epoch == len(blown.history) + 1
+    assert blown.diverged and blown.diverged_at == blown.trained + 1 == len(blown.history) + 1
     metrics = json.loads(dumps_json(blown.metrics()), parse_constant=pytest.fail)
     assert metrics["diverged"] is True and metrics["test"]["accuracy"] is None
     assert blown.table_row()["diverged"] is True and math.isnan(blown.table_row()["test_loss"])
@@ -138,7 +141,7 @@ def test_standardize_scales_the_grid_like_the_training_points():
     split = circles()
     data = tanh_mlp.CirclesData.from_split(split, standardize=True)
     assert data.X_train.mean(0).abs().max() < 1e-6 and (data.X_train.std(0) - 1).abs().max() < 0.01
-    torch.testing.assert_close(data.inputs(split.X_test), data.X_test)
+    torch.testing.assert_close(data.scaling(split.X_test), data.X_test)
 
 
 def write_circles(root: Path, n_samples=100) -> None:
@@ -154,23 +157,44 @@ def test_grid_stage_marks_divergence_and_writes_valid_json(tmp_path):
     table = (tmp_path / "plots/tanh_grid/table.csv").read_text().splitlines()
     assert table[0].startswith("batch_size,lr,") and len(table) == 5
     metrics = load_strict(tmp_path / "metrics/tanh_grid.json")
-    assert metrics["diverged_runs"] == 2
+    assert metrics["source"] == "generated" and metrics["diverged_runs"] == 2
     assert metrics["runs"]["batch_1_lr_1e+06"]["diverged"] is True
     assert metrics["runs"]["batch_1_lr_1e+06"]["test"]["accuracy"] is None
     assert metrics["best"]["lr"] == 0.05 and "seconds" not in json.dumps(metrics)
     assert {p.name for p in (tmp_path / "plots/tanh_grid").glob("*.png")} == {"heatmap.png", "curves.png"}
 
 
-def test_mlp_stage_outputs(tmp_path):
+@pytest.mark.parametrize("standardize", [True, False])
+def test_saved_net_predicts_the_same_bit_for_bit(tmp_path, standardize):
+    split = circles()
+    data = tanh_mlp.CirclesData.from_split(split, standardize=standardize)
+    run, = tanh_mlp.train_runs(data, hidden_units=6, batch_size=10, lrs=[0.1], epochs=3, seed=0)
+    net = tanh_mlp.TanhNet(run.params, data.scaling)
+    tanh_mlp.save_model(tmp_path, net, run, classes=[0, 1], source="generated")
+    loaded, spec = tanh_mlp.load_model(tmp_path, "tanh_mlp")
+    assert spec["standardize"] is standardize and spec["run"] == run.run_record()
+    assert loaded.class1_probability(split.X_test).tobytes() == net.class1_probability(split.X_test).tobytes()
+    assert np.array_equal(loaded.predict(split.X_test), net.predict(split.X_test))
+    # the loader scores as training did: the last history row, to the bit
+    assert loaded.loss(split.X_test, split.y_test) == run.history[-1]["test_loss"]
+    assert np.mean(loaded.predict(split.X_train) == split.y_train) == run.history[-1]["train_accuracy"]
+
+
+def test_mlp_stages_train_then_evaluate(tmp_path):
     write_circles(tmp_path)
     result = run_stage("tanh_mlp", classic_params({"tanh_mlp": {"epochs": 5}}), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    metrics = load_strict(tmp_path / "metrics/tanh_mlp.json")
-    assert metrics["diverged"] is False and metrics["epochs"] == 5
-    assert 0 <= metrics["test"]["accuracy"] <= 1
+    assert {p.name for p in (tmp_path / "models/tanh_mlp").iterdir()} == {"spec.json", "weights.npz"}
     history = (tmp_path / "plots/tanh_mlp/history.csv").read_text().splitlines()
     assert history[0] == "epoch,train_loss,train_accuracy,test_loss,test_accuracy" and len(history) == 6
-    assert (tmp_path / "plots/tanh_mlp/decision_surface.png").stat().st_size > 0
+    evaluation = subprocess.run([sys.executable, "-m", "stages.evaluate_2d", "--model", "tanh_mlp"], cwd=tmp_path,
+                                env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert evaluation.returncode == 0, evaluation.stderr
+    metrics = load_strict(tmp_path / "metrics/tanh_mlp.json")
+    check_model_metrics(metrics)
+    assert metrics["diverged"] is False and (metrics["trained"], metrics["unit"]) == (5, "epoch")
+    assert 0 <= metrics["test"]["accuracy"] <= 1 and set(metrics["test"]["recall"]) == {"0", "1"}
+    assert (tmp_path / "plots/tanh_mlp/decision.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("stage, override, message", [

@@ -17,11 +17,16 @@ a rate of 1 would give, so the predictions (and accuracies) do not depend on
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
 
-import matplotlib.pyplot as plt
 import numpy as np
 
+from nnlab import artifacts
+from nnlab.errors import DataError
+from nnlab.results import TrainResult
+
+KIND = "perceptron"
 LABELS = (-1, 1)
 
 
@@ -43,91 +48,63 @@ def accuracy(w: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(predict(w, X) == y))
 
 
-@dataclass
-class PerceptronResult:
-    weights: np.ndarray
-    history: list[dict]
-    converged_epoch: int | None  # first epoch with no misclassified training point
+class Perceptron(NamedTuple):
+    """A weight vector ``w`` (the bias last) with the methods every 2-D classifier's loader gives."""
 
-    @property
-    def final(self) -> dict:
-        return self.history[-1]
+    weights: np.ndarray
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return predict(self.weights, X)
+
+    def loss(self, X: np.ndarray, y: np.ndarray) -> float:
+        return criterion(self.weights, X, y)
+
+
+class Training(NamedTuple):
+    model: Perceptron
+    result: TrainResult   # one history row per epoch; a perceptron never diverges
+    converged: bool       # stopped at an epoch with no misclassified training point
 
 
 def check_labels(y: np.ndarray, where: str) -> None:
-    from nnlab.errors import DataError
-
     unexpected = set(np.unique(y).tolist()) - set(LABELS)
     if unexpected:
         raise DataError(f"{where}: perceptron labels must be +1/-1, found {sorted(unexpected)}")
 
 
 def train(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, *,
-          lr: float, max_epochs: int) -> PerceptronResult:
+          lr: float, max_epochs: int) -> Training:
     """Batch perceptron from ``w = 0``; one history row (losses, accuracies) per epoch."""
     Xb = with_bias(X_train)
     w = np.zeros(Xb.shape[1])
-    history = []
-    converged_epoch = None
+    result = TrainResult("epoch")
     for epoch in range(1, max_epochs + 1):
         misclassified = y_train * (Xb @ w) <= 0
         gradient = -(y_train[misclassified] @ Xb[misclassified]) / len(y_train)
         w = w - lr * gradient
-        history.append({
+        result.history.append({
             "epoch": epoch,
             "train_loss": criterion(w, X_train, y_train), "train_accuracy": accuracy(w, X_train, y_train),
             "test_loss": criterion(w, X_test, y_test), "test_accuracy": accuracy(w, X_test, y_test),
         })
+        result.trained = epoch
         if not np.any(y_train * (Xb @ w) <= 0):
-            converged_epoch = epoch
-            break
-    return PerceptronResult(w, history, converged_epoch)
+            return Training(Perceptron(w), result, converged=True)
+    return Training(Perceptron(w), result, converged=False)
 
 
-def summary(result: PerceptronResult) -> dict:
-    """The nested metrics record of one run."""
-    last = result.final
-    return {
-        "train": {"accuracy": last["train_accuracy"], "loss": last["train_loss"]},
-        "test": {"accuracy": last["test_accuracy"], "loss": last["test_loss"]},
-        "epochs": last["epoch"],
-        "converged": result.converged_epoch is not None,
-        "converged_epoch": result.converged_epoch,
-        "diverged": False,
-    }
+def save_model(directory: Path, training: Training, **spec) -> None:
+    """The weights and what rebuilds the model; ``spec`` adds the params that shaped it and the
+    data source (see :mod:`nnlab.artifacts`)."""
+    artifacts.save_arrays(directory, {"weights": training.model.weights})
+    artifacts.write_spec(directory, KIND, classes=list(LABELS), converged=training.converged,
+                         run=training.result.run_record(), **spec)
 
 
-def decision_line_figure(w: np.ndarray, splits: dict[str, tuple[np.ndarray, np.ndarray]], *, title: str):
-    """The line ``w . [x, 1] = 0`` over the points of each split, one panel per split."""
-    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4.5), squeeze=False)
-    for ax, (split, (X, y)) in zip(axes[0], splits.items()):
-        for label, colour in zip(LABELS, ("tab:blue", "tab:red")):
-            ax.scatter(*X[y == label].T, s=10, color=colour, label=f"y = {label:+d}")
-        x1 = np.array(ax.get_xlim())
-        if abs(w[1]) > 1e-12:
-            ax.plot(x1, -(w[0] * x1 + w[2]) / w[1], "k-", label="decision line")
-        elif abs(w[0]) > 1e-12:
-            ax.axvline(-w[2] / w[0], color="k", label="decision line")
-        ax.set_ylim(X[:, 1].min() - 1, X[:, 1].max() + 1)
-        ax.set(title=f"{title}: {split}", xlabel="x1", ylabel="x2")
-        ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def separation_figure(rows: list[dict]):
-    """Test (and train) accuracy against the distance between the means, one line per variance."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for variance in sorted({row["variance"] for row in rows}):
-        group = sorted((r for r in rows if r["variance"] == variance), key=lambda r: r["mean_distance"])
-        distances = [r["mean_distance"] for r in group]
-        line, = ax.plot(distances, [r["test_accuracy"] for r in group], "o-", label=f"test, variance {variance:g}")
-        ax.plot(distances, [r["train_accuracy"] for r in group], "x--", color=line.get_color(),
-                alpha=0.6, label=f"train, variance {variance:g}")
-    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax.set(title="Perceptron accuracy against separation of the clouds",
-           xlabel="distance between the means", ylabel="accuracy", ylim=(0, 1.05))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+def load_model(directory: str | Path, stage: str) -> tuple[Perceptron, dict]:
+    """The perceptron saved by :func:`save_model` and its spec."""
+    spec = artifacts.read_spec(directory, KIND, stage)
+    weights = artifacts.load_arrays(directory).get("weights")
+    if weights is None or weights.ndim != 1:
+        raise DataError(f"{directory}: no weight vector in {artifacts.NUMPY_WEIGHTS}")
+    return Perceptron(weights), spec

@@ -18,18 +18,21 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
+from nnlab import artifacts
 from nnlab.datasets.synthetic import one_hot
+from nnlab.errors import DataError
+from nnlab.results import SCORE_COLUMNS, TrainResult
 
+KIND = "tanh_mlp"
+PARAM_NAMES = ("Wh", "bh", "Wy", "by")
 Params = dict[str, torch.Tensor]
-HISTORY_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
 
 def init_params(nx: int, nh: int, ny: int, *, std: float = 0.3, generator: torch.Generator | None = None,
@@ -39,8 +42,12 @@ def init_params(nx: int, nh: int, ny: int, *, std: float = 0.3, generator: torch
     The report wrote ``torch.randn(...) / math.sqrt(0.3)``, i.e. a standard
     deviation of 1.83 instead of the 0.3 its own text asks for; we use 0.3.
     """
-    shapes = {"Wh": (nh, nx), "bh": (1, nh), "Wy": (ny, nh), "by": (1, ny)}
-    return {name: torch.randn(shape, generator=generator, dtype=dtype) * std for name, shape in shapes.items()}
+    return {name: torch.randn(shape, generator=generator, dtype=dtype) * std
+            for name, shape in param_shapes(nx, nh, ny).items()}
+
+
+def param_shapes(nx: int, nh: int, ny: int) -> dict[str, tuple[int, int]]:
+    return {"Wh": (nh, nx), "bh": (1, nh), "Wy": (ny, nh), "by": (1, ny)}
 
 
 def forward(params: Params, X: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -81,6 +88,28 @@ def sgd(params: Params, grads: Params, eta: float | torch.Tensor) -> Params:
     return params
 
 
+@dataclass(frozen=True)
+class InputScaling:
+    """Each input shifted by ``mean`` and divided by ``scale`` (both fitted on the training
+    points), or left as it is when they are None."""
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+    @classmethod
+    def fit(cls, X_train: np.ndarray) -> "InputScaling":
+        """Zero mean and unit variance on ``X_train`` (scikit-learn's statistics, whose exact
+        bits the trained runs were tuned on)."""
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(X_train)
+        return cls(scaler.mean_, scaler.scale_)
+
+    def __call__(self, points: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Raw 2-D points as network inputs; the same arithmetic as ``StandardScaler.transform``."""
+        points = np.asarray(points, dtype=np.float64)
+        return tensor(points if self.mean is None else (points - self.mean) / self.scale, dtype)
+
+
 @dataclass
 class CirclesData:
     """Inputs and one-hot targets as tensors, with the input scaling fitted on the training points."""
@@ -88,7 +117,7 @@ class CirclesData:
     Y_train: torch.Tensor
     X_test: torch.Tensor
     Y_test: torch.Tensor
-    scaler: StandardScaler | None = None
+    scaling: InputScaling = InputScaling()
 
     @classmethod
     def from_split(cls, split, *, standardize: bool, dtype: torch.dtype = torch.float32) -> "CirclesData":
@@ -99,15 +128,9 @@ class CirclesData:
         epochs; unit-scale inputs leave it sooner.
         """
         n_classes = int(max(split.y_train.max(), split.y_test.max())) + 1
-        scaler = StandardScaler().fit(split.X_train) if standardize else None
-        data = cls(torch.empty(0), tensor(one_hot(split.y_train, n_classes), dtype), torch.empty(0),
-                   tensor(one_hot(split.y_test, n_classes), dtype), scaler)
-        data.X_train, data.X_test = data.inputs(split.X_train, dtype), data.inputs(split.X_test, dtype)
-        return data
-
-    def inputs(self, points: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Raw 2-D points as network inputs (scaled like the training set)."""
-        return tensor(self.scaler.transform(points) if self.scaler is not None else points, dtype)
+        scaling = InputScaling.fit(split.X_train) if standardize else InputScaling()
+        return cls(scaling(split.X_train, dtype), tensor(one_hot(split.y_train, n_classes), dtype),
+                   scaling(split.X_test, dtype), tensor(one_hot(split.y_test, n_classes), dtype), scaling)
 
 
 def tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
@@ -115,36 +138,27 @@ def tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
 
 
 @dataclass
-class RunResult:
-    batch_size: int
-    lr: float
-    params: Params
-    history: list[dict] = field(default_factory=list)
-    diverged_epoch: int | None = None  # first epoch whose loss was not finite
+class RunResult(TrainResult):
+    """One learning rate's run of :func:`train_runs`: its history per epoch and its final parameters."""
+    unit: str = "epoch"
+    batch_size: int = 0
+    lr: float = math.nan
+    params: Params = field(default_factory=dict)
     seconds: float = math.nan
 
-    @property
-    def diverged(self) -> bool:
-        return self.diverged_epoch is not None
-
-    def final(self) -> dict:
-        """The last epoch's figures; NaN (null in JSON) for a run that diverged."""
-        if self.diverged or not self.history:
-            return {key: math.nan for key in HISTORY_KEYS}
-        return {key: self.history[-1][key] for key in HISTORY_KEYS}
-
     def metrics(self) -> dict:
+        """The run's scores as the grid study reports them."""
         last = self.final()
         return {
             "train": {"accuracy": last["train_accuracy"], "loss": last["train_loss"]},
             "test": {"accuracy": last["test_accuracy"], "loss": last["test_loss"]},
             "diverged": self.diverged,
-            "diverged_epoch": self.diverged_epoch,
+            "diverged_epoch": self.diverged_at,
         }
 
     def table_row(self) -> dict:
         return {"batch_size": self.batch_size, "lr": self.lr, **self.final(),
-                "seconds": round(self.seconds, 3), "diverged": self.diverged, "diverged_epoch": self.diverged_epoch}
+                "seconds": round(self.seconds, 3), "diverged": self.diverged, "diverged_epoch": self.diverged_at}
 
 
 def train_runs(data: CirclesData, *, hidden_units: int, batch_size: int, lrs: Sequence[float], epochs: int,
@@ -164,7 +178,7 @@ def train_runs(data: CirclesData, *, hidden_units: int, batch_size: int, lrs: Se
                          dtype=data.X_train.dtype)
     params = {name: value.expand(len(lrs), *value.shape).clone() for name, value in single.items()}
     etas = torch.tensor(lrs, dtype=data.X_train.dtype).view(-1, 1, 1)
-    runs = [RunResult(batch_size, float(lr), params={}) for lr in lrs]
+    runs = [RunResult(batch_size=batch_size, lr=float(lr)) for lr in lrs]
     start = time.perf_counter()
     with single_thread(), torch.no_grad():
         for epoch in tqdm(range(1, epochs + 1), desc=f"batch {batch_size}", leave=False, disable=None):
@@ -178,8 +192,9 @@ def train_runs(data: CirclesData, *, hidden_units: int, batch_size: int, lrs: Se
                     continue
                 if math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"]):
                     run.history.append({"epoch": epoch, **row})
+                    run.trained = epoch
                 else:
-                    run.diverged_epoch = epoch
+                    run.diverged_at = epoch
             if all(run.diverged for run in runs):
                 break
     share = (time.perf_counter() - start) / len(runs)
@@ -199,7 +214,7 @@ def score(params: Params, data: CirclesData) -> list[dict]:
     for split, X, Y in (("train", data.X_train, data.Y_train), ("test", data.X_test, data.Y_test)):
         loss, accuracy = loss_accuracy(forward(params64, X.double())[0], Y.double())
         columns[f"{split}_loss"], columns[f"{split}_accuracy"] = loss.tolist(), accuracy.tolist()
-    return [{key: columns[key][r] for key in HISTORY_KEYS} for r in range(len(columns["train_loss"]))]
+    return [{key: columns[key][r] for key in SCORE_COLUMNS} for r in range(len(columns["train_loss"]))]
 
 
 @contextmanager
@@ -218,27 +233,51 @@ def single_thread():
         torch.set_num_threads(threads)
 
 
-def predict_class1(params: Params, data: CirclesData, points: np.ndarray) -> np.ndarray:
-    """Probability of class 1 at raw 2-D points (for decision surfaces)."""
-    with torch.no_grad():
-        yhat, _ = forward(params, data.inputs(points, params["Wh"].dtype))
-    return yhat[:, 1].numpy()
+@dataclass
+class TanhNet:
+    """Trained parameters and the input scaling they were trained with, scored exactly as
+    :func:`score` scored them in training: in float64, on the float32 inputs, as a run
+    dimension of one (a batched product can round differently from a plain one)."""
+    params: Params
+    scaling: InputScaling
+
+    def run_probabilities(self, points: np.ndarray) -> torch.Tensor:
+        """Class probabilities of shape ``(1, n, classes)``."""
+        params64 = {name: value.double().unsqueeze(0) for name, value in self.params.items()}
+        with torch.no_grad():
+            return forward(params64, self.scaling(points, self.params["Wh"].dtype).double())[0]
+
+    def class1_probability(self, points: np.ndarray) -> np.ndarray:
+        return self.run_probabilities(points)[0, :, 1].numpy()
+
+    def predict(self, points: np.ndarray) -> np.ndarray:
+        return self.run_probabilities(points)[0].argmax(dim=1).numpy()
+
+    def loss(self, points: np.ndarray, y: np.ndarray) -> float:
+        yhat = self.run_probabilities(points)
+        return float(loss_accuracy(yhat, torch.from_numpy(one_hot(y, yhat.shape[-1])))[0][0])
 
 
-def grid_curves_figure(runs: Sequence[RunResult]):
-    """One row per batch size: train loss (log scale) and test accuracy per epoch, one line per lr."""
-    batch_sizes = sorted({run.batch_size for run in runs})
-    fig, axes = plt.subplots(len(batch_sizes), 2, figsize=(11, 2.6 * len(batch_sizes)), squeeze=False)
-    for (loss_ax, acc_ax), batch_size in zip(axes, batch_sizes):
-        for run in (r for r in runs if r.batch_size == batch_size):
-            epochs = [row["epoch"] for row in run.history]
-            label = f"lr {run.lr:g}" + (f" (diverged at epoch {run.diverged_epoch})" if run.diverged else "")
-            loss_ax.plot(epochs, [row["train_loss"] for row in run.history], label=label)
-            acc_ax.plot(epochs, [row["test_accuracy"] for row in run.history], label=label)
-        loss_ax.set(title=f"batch {batch_size}: train loss", xlabel="epoch", ylabel="loss", yscale="log")
-        acc_ax.set(title=f"batch {batch_size}: test accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0.3, 1.02))
-        for ax in (loss_ax, acc_ax):
-            ax.grid(alpha=0.3)
-        acc_ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig
+def save_model(directory: Path, net: TanhNet, result: TrainResult, **spec) -> None:
+    """The parameters (as numpy arrays) with the input scaling, and what rebuilds the net;
+    ``spec`` adds the classes, the params that shaped it and the data source."""
+    arrays = {name: value.numpy() for name, value in net.params.items()}
+    if net.scaling.mean is not None:
+        arrays |= {"input_mean": net.scaling.mean, "input_scale": net.scaling.scale}
+    n_hidden, n_inputs = net.params["Wh"].shape
+    artifacts.save_arrays(directory, arrays)
+    artifacts.write_spec(directory, KIND, n_inputs=n_inputs, hidden_units=n_hidden,
+                         n_classes=net.params["Wy"].shape[0], standardize=net.scaling.mean is not None,
+                         run=result.run_record(), **spec)
+
+
+def load_model(directory: str | Path, stage: str) -> tuple[TanhNet, dict]:
+    """The net saved by :func:`save_model` and its spec."""
+    spec = artifacts.read_spec(directory, KIND, stage)
+    arrays = artifacts.load_arrays(directory)
+    shapes = param_shapes(spec["n_inputs"], spec["hidden_units"], spec["n_classes"])
+    scaling_names = ("input_mean", "input_scale") if spec["standardize"] else ()
+    if arrays.keys() != {*PARAM_NAMES, *scaling_names} or any(arrays[n].shape != s for n, s in shapes.items()):
+        raise DataError(f"{directory}: weights that do not fit the net in {artifacts.SPEC}")
+    scaling = InputScaling(*(arrays[name] for name in scaling_names))
+    return TanhNet({name: torch.from_numpy(arrays[name]) for name in PARAM_NAMES}, scaling), spec

@@ -6,10 +6,10 @@ samples, float64 throughout, no Python loop over samples.
 """
 from nnlab.nn.layers import LeakyReLU, Linear, ReLU, Sigmoid, SoftMax, Tanh
 from nnlab.nn.losses import MSE, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy
-from nnlab.nn.sequential import HISTORY_COLUMNS, Sequential, TrainResult, steps_per_epoch
+from nnlab.nn.sequential import HISTORY_COLUMNS, Sequential, steps_per_epoch
 
 __all__ = [
     "Linear", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "SoftMax",
     "CrossEntropy", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "MSE",
-    "Sequential", "TrainResult", "HISTORY_COLUMNS", "steps_per_epoch",
+    "Sequential", "HISTORY_COLUMNS", "steps_per_epoch",
 ]

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -11,35 +9,9 @@ from tqdm import tqdm
 
 from nnlab.nn.layers import Layer
 from nnlab.nn.losses import Loss
+from nnlab.results import SCORE_COLUMNS, TrainResult
 
-HISTORY_COLUMNS = ("step", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
-
-
-@dataclass
-class TrainResult:
-    """Scores every ``eval_every`` updates (one dict per evaluation, keys :data:`HISTORY_COLUMNS`).
-
-    ``diverged_at`` is the update at which a loss first stopped being finite;
-    training stopped there and no later scores exist.
-    """
-    history: list[dict]
-    steps: int
-    diverged_at: int | None
-    seconds: float
-
-    @property
-    def diverged(self) -> bool:
-        return self.diverged_at is not None
-
-    def final(self) -> dict:
-        """The last evaluation's scores, or NaN everywhere for a diverged run (NaN becomes null in JSON)."""
-        if self.diverged or not self.history:
-            return {key: math.nan for key in HISTORY_COLUMNS[2:]}
-        return {key: self.history[-1][key] for key in HISTORY_COLUMNS[2:]}
-
-    def best_test_accuracy(self) -> float:
-        scores = [row["test_accuracy"] for row in self.history if math.isfinite(row["test_accuracy"])]
-        return max(scores) if scores and not self.diverged else math.nan
+HISTORY_COLUMNS = ("step", "epoch", *SCORE_COLUMNS)
 
 
 def steps_per_epoch(n_samples: int, batch_size: int | None) -> int:
@@ -110,7 +82,8 @@ class Sequential:
 
         ``batch_size`` None (or >= n) is full-batch gradient descent; 1 is one
         sample at a time; anything between is mini-batch SGD over epochs
-        shuffled with ``rng``. The run stops at the first non-finite loss.
+        shuffled with ``rng``. The run stops at the first non-finite loss; the result's
+        ``diverged_at`` is the update at which it showed, and no later scores exist.
         """
         if batch_size is not None and batch_size < len(X) and rng is None:
             raise ValueError("mini-batch training needs a numpy Generator to shuffle with")
@@ -129,7 +102,6 @@ class Sequential:
                 history.append(row)
             return finite
 
-        start = time.perf_counter()
         diverged_at = None if record(0) else 0
         batches = _batches(X, y, batch_size, rng)
         step = 0
@@ -149,4 +121,4 @@ class Sequential:
                     bar.update(step - bar.n)
                     if not record(step):
                         diverged_at = step
-        return TrainResult(history, step, diverged_at, time.perf_counter() - start)
+        return TrainResult("step", history, trained=step, diverged_at=diverged_at)
