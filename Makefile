@@ -4,25 +4,28 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The offline page template that .dvc/config's plots.html_template names
+# (nnlab/plots_page.py; tests/test_plots_page.py checks that the two agree).
+PLOTS_TEMPLATE := .dvc/plots_template.html
 
-.PHONY: venv repro test plots bench
+.PHONY: venv repro test bench
 
-venv: $(STAMP)
+venv: $(STAMP) $(PLOTS_TEMPLATE)
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-repro: $(STAMP)
+$(PLOTS_TEMPLATE): $(STAMP) nnlab/plots_page.py
+	$(BIN)/python -m nnlab.plots_page
+
+repro: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
 
-test: $(STAMP)
+test: venv
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q tests
 
-plots: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" python -m nnlab.plots_page
-
 # `make bench BENCH_ARGS=--repro` also times a whole default `dvc repro` from a clean cache.
-bench: $(STAMP)
+bench: venv
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
