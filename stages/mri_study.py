@@ -15,7 +15,7 @@ import time
 import pandas as pd
 
 from nnlab import plotting
-from nnlab.cli import run, stage_parser
+from nnlab.cli import Progress, run, stage_parser
 from nnlab.datasets import mri
 from nnlab.io import StageOutputs
 from nnlab.models import mri_nets
@@ -59,6 +59,7 @@ def main(argv=None) -> None:
         raise cfg.fail(key, largest, f"larger than the {len(train)} training samples")
 
     runs, table, history = {}, [], []
+    progress = Progress(len(settings), name, unit="run", lines_on_terminal=True)
     for label, options in settings.items():
         started = time.perf_counter()
         metrics, result, _ = mri_nets.fit(model, train, test, info["class_names"], seed=seed(params),
@@ -69,8 +70,9 @@ def main(argv=None) -> None:
                       "test_accuracy": metrics["test"]["accuracy"], "test_macro_f1": metrics["test"]["macro_f1"],
                       "seconds": time.perf_counter() - started})
         history += [{"run": label, **row} for row in result.history]
-        state = "DIVERGED" if metrics["diverged"] else f"test accuracy {metrics['test']['accuracy']:.4f}"
-        print(f"{name} {label}: {state}")
+        progress.update()
+        progress.report(label, diverged=metrics["diverged"], test_accuracy=metrics["test"]["accuracy"])
+    progress.close()
 
     history_frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
     with StageOutputs() as out:

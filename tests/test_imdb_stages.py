@@ -3,8 +3,13 @@ tests/pipeline_repo.py), and a bad input refused in one line by the imdb_data st
 from __future__ import annotations
 
 import json
+import re
 
-from conftest import deep_merge, run_stage, tiny_params
+import pytest
+
+pytest.register_assert_rewrite("pipeline_repo")
+from conftest import deep_merge, run_stage, tiny_params  # noqa: E402
+from pipeline_repo import clone_workspace  # noqa: E402
 
 pytest_plugins = ["pipeline_repo"]
 
@@ -32,3 +37,18 @@ def test_bad_csv_is_one_line_error(tmp_path):
     result = run_stage("imdb_data", params, tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "row 3: unknown sentiment 'so-so'" in result.stderr
+
+
+def test_piped_training_prints_a_line_per_epoch_and_writes_the_same_outputs(baseline, tmp_path):
+    # run_stage pipes stdout, as DVC's queue and CI do: no tqdm bar, so one line per epoch instead.
+    repo = clone_workspace(baseline.path, tmp_path / "workspace")
+    result = run_stage("imdb_train", tiny_params(), repo)
+    assert result.returncode == 0, result.stderr
+    epochs = tiny_params()["imdb_train"]["epochs"]
+    lines = re.findall(r"^imdb_train epoch (\d+)/(\d+): train_loss \S+, test_loss \S+, test_accuracy [\d.]+ \| "
+                       r"[\d.]+ s(?:, about [\d.]+ s left)?$", result.stdout, re.MULTILINE)
+    assert lines == [(str(epoch), str(epochs)) for epoch in range(1, epochs + 1)], result.stdout
+    assert "left" in result.stdout.splitlines()[0] or epochs == 1
+    outputs = ["metrics/imdb_train.json", *(p.relative_to(repo).as_posix() for p in (repo / "plots/imdb_train").iterdir())]
+    for output in outputs:
+        assert (repo / output).read_bytes() == (baseline.path / output).read_bytes(), output

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
-from tqdm import tqdm
+from nnlab.cli import Progress
 
 from nnlab.metrics import binary_metrics
 
@@ -173,7 +173,7 @@ def train_classifier(X_train: sp.csr_matrix, y_train: np.ndarray, X_test: sp.csr
     result = TrainResult(model)
     loader = batches(X_train, y_train, config.batch_size, shuffle=True, generator=generator)
     step = 0
-    progress = tqdm(total=config.epochs * len(loader), desc=desc, unit="batch", disable=None, leave=False)
+    progress = Progress(config.epochs * len(loader), desc, unit="batch")
     for epoch in range(1, config.epochs + 1):
         model.train()
         epoch_loss, window_loss, window = 0.0, 0.0, 0
@@ -198,8 +198,11 @@ def train_classifier(X_train: sp.csr_matrix, y_train: np.ndarray, X_test: sp.csr
                 log(f"[{epoch}, {i}] loss: {running:.3f}")
                 result.running_loss.append({"step": step, "epoch": epoch, "running_loss": running})
                 window_loss, window = 0.0, 0
-        test_loss = bce(predict_proba(model, X_test, device), y_test)
+        test_probabilities = predict_proba(model, X_test, device)
+        test_loss = bce(test_probabilities, y_test)
         result.history.append({"epoch": epoch, "train_loss": epoch_loss / len(y_train), "test_loss": test_loss})
+        progress.report(f"epoch {epoch}/{config.epochs}", train_loss=epoch_loss / len(y_train), test_loss=test_loss,
+                        test_accuracy=float(np.mean((test_probabilities >= 0.5) == y_test)))
     progress.close()
     return result
 
