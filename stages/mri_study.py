@@ -85,19 +85,9 @@ def main(argv=None) -> None:
 
 def study_figure(history: pd.DataFrame, settings: dict, title: str):
     """Test accuracy per epoch, a line per run; diverged runs (no rows) are named in the legend."""
-    fig, ax = plotting.plt.subplots(figsize=(6, 4))
-    for label in settings:
-        rows = history[history["run"] == label]
-        if rows.empty:
-            ax.plot([], [], label=f"{label} (diverged)")
-        else:
-            ax.plot(rows["epoch"], rows["test_accuracy"], marker="o", label=label)
-    ax.set(title=title, xlabel="epoch", ylabel="test accuracy")
-    ax.title.set_fontsize(9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    runs = {label: (rows["epoch"], rows["test_accuracy"]) if not rows.empty else None
+            for label, rows in ((label, history[history["run"] == label]) for label in settings)}
+    return plotting.run_curves(runs, title=title, xlabel="epoch", ylabel="test accuracy")
 
 
 if __name__ == "__main__":
