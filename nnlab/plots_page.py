@@ -1,26 +1,25 @@
-"""The project's plots command: ``dvc_plots/index.html`` that renders with no network.
+"""The HTML template that makes plain ``dvc plots show`` and ``dvc plots diff`` render offline.
 
-``dvc plots show`` writes a page whose ``<head>`` loads Vega, Vega-Lite and
-vega-embed from a CDN, so every chart is blank on a machine without internet.
-This command has DVC fill an HTML template of ours instead: the template
-inlines those libraries from the ``vl-convert-python`` package installed with
-the project (nothing vendored in the repository) and has no ``{scripts}``
-placeholder, where DVC would put its CDN tags. DVC still does everything
-else: it reads the ``plots:`` of ``dvc.yaml``, fills its vega templates and
-copies PNG figures next to the page.
+DVC's default page loads Vega, Vega-Lite and vega-embed from a CDN in its
+``{scripts}`` placeholder, so every chart is blank on a machine without
+internet. ``.dvc/config`` sets ``plots.html_template`` to a template of ours
+instead: it inlines those libraries from the ``vl-convert-python`` package
+installed with the project and has no ``{scripts}`` placeholder. DVC fills its
+``{plot_divs}`` with the charts as usual.
 
-    python -m nnlab.plots_page                        # the workspace, like `dvc plots show`
-    python -m nnlab.plots_page HEAD exp-1a2b3 exp-4c5d6   # compare revisions, like `dvc plots diff`
+The libraries take about 900 kB, so the template is built, not committed:
+``make venv`` (and so ``make repro`` and ``make test``) runs
 
-The page is self-contained apart from the copied images in ``<out>/static/``.
+    python -m nnlab.plots_page
+
+which writes it where ``.dvc/config`` says. Without it ``dvc plots show``
+fails with "HTML template has to contain '{plot_divs}'".
 """
 from __future__ import annotations
 
 import argparse
+import configparser
 import functools
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 from nnlab.cli import run
@@ -33,6 +32,7 @@ PAGE_TEMPLATE = """<!DOCTYPE html>
 <html>
 <head>
 <meta charset="utf-8">
+{{refresh_tag}}
 <title>nnlab plots</title>
 <script>
 {bundle}
@@ -49,8 +49,8 @@ PAGE_TEMPLATE = """<!DOCTYPE html>
 """
 
 
-class PlotsPageError(NnlabError):
-    """DVC could not write the plots page."""
+class PlotsTemplateError(NnlabError):
+    """The DVC configuration names no plots template."""
 
 
 def _vega_lite_version() -> str:
@@ -71,45 +71,33 @@ def chart_library() -> str:
 
 
 def html_template() -> str:
-    """An HTML template for ``dvc plots show --html-template`` with the chart library inlined."""
+    """The page template with the chart library inlined."""
     return PAGE_TEMPLATE.format(bundle=chart_library())
 
 
-def _last_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[-1] if lines else ""
+def configured_template(repo: Path = Path(".")) -> Path:
+    """Where ``repo``'s committed ``.dvc/config`` puts the template (DVC resolves it from ``.dvc/``)."""
+    dvc_dir = repo / ".dvc"
+    config = configparser.ConfigParser()
+    config.read(dvc_dir / "config", encoding="utf-8")
+    name = config.get("plots", "html_template", fallback=None)
+    if not name:
+        raise PlotsTemplateError(f"{dvc_dir / 'config'}: no plots.html_template")
+    return dvc_dir / name
 
 
-def write_page(out: Path, revisions: list[str], repo: Path = Path(".")) -> Path:
-    """Have DVC render the plots of ``repo`` (or the diff of ``revisions``) into ``out/index.html``."""
-    command = ["plots", "diff", *revisions] if revisions else ["plots", "show"]
-    page = (repo / out / "index.html").resolve()
-    page.unlink(missing_ok=True)  # so that a stale page never passes for a new one
-    with tempfile.TemporaryDirectory(prefix="nnlab-plots-") as tmp:
-        template = Path(tmp) / "template.html"
-        template.write_text(html_template(), encoding="utf-8")
-        result = subprocess.run(
-            [sys.executable, "-m", "dvc", *command, "--html-template", str(template), "--out", str(out)],
-            cwd=repo, capture_output=True, text=True,
-        )
-    if result.returncode != 0:
-        raise PlotsPageError(f"dvc {' '.join(command)} failed in {repo.resolve()}: {_last_line(result.stderr)}")
-    if not page.is_file():
-        raise PlotsPageError(f"no plots to show in {repo.resolve()}: {_last_line(result.stderr) or 'dvc.yaml declares none'}")
-    return page
+def write_template(repo: Path = Path(".")) -> Path:
+    path = configured_template(repo)
+    path.write_text(html_template(), encoding="utf-8")
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    argparse.ArgumentParser(
         prog="python -m nnlab.plots_page",
-        description="Write the plots of dvc.yaml as an HTML page that renders offline.")
-    parser.add_argument("revisions", nargs="*",
-                        help="git revisions or experiment names to compare (default: the workspace)")
-    parser.add_argument("-o", "--out", type=Path, default=Path("dvc_plots"),
-                        help="directory for index.html and its images (default: dvc_plots)")
-    args = parser.parse_args(argv)
-    page = write_page(args.out, args.revisions)
-    print(page.as_uri())
+        description="Write the offline HTML template that .dvc/config's plots.html_template names.",
+    ).parse_args(argv)
+    print(write_template())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Matplotlib figures shared by the stages (headless Agg backend)."""
 from __future__ import annotations
 
+import textwrap
 from typing import Callable, Mapping, Sequence
 
 import matplotlib
@@ -8,6 +9,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+
+def set_title(ax, title: str, *, fontsize: float = 9) -> None:
+    """A title wrapped to the axes' width, so a long one (a real data set's description) is never clipped."""
+    width_inches = ax.get_position().width * ax.figure.get_figwidth()
+    characters = max(20, int(width_inches * 72 / (0.55 * fontsize)))  # an average glyph is about 0.55 em wide
+    lines = [textwrap.fill(line, characters) for line in title.splitlines()]
+    ax.set_title("\n".join(lines), fontsize=fontsize)
 
 
 def curves(x: Sequence, series: Mapping[str, Sequence], *, title: str, xlabel: str,
@@ -94,20 +103,52 @@ def heatmap(values: np.ndarray, row_labels: Sequence, col_labels: Sequence, *, t
     return fig
 
 
-def bar_chart(groups: Mapping[str, Mapping[str, float]], *, title: str, ylabel: str):
-    """Grouped bars: ``{group: {series: value}}``."""
+def bar_chart(groups: Mapping[str, Mapping[str, float | str]], *, title: str, ylabel: str,
+              rotate_labels: bool = False, width_inches: float = 7):
+    """Grouped bars: ``{group: {series: value}}``.
+
+    A value given as text (``"diverged"``, ``"not reported"``) is a gap with that
+    text written in it, never a bar of height 0 that reads as a score. The
+    legend sits right of the axes, where it hides no bar and no value.
+    """
     group_names = list(groups)
     series_names = list(next(iter(groups.values())))
     width = 0.8 / len(series_names)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(width_inches, 4))
     for k, series in enumerate(series_names):
         xs = np.arange(len(group_names)) + (k - (len(series_names) - 1) / 2) * width
-        heights = [groups[g][series] for g in group_names]
-        bars = ax.bar(xs, heights, width, label=series)
-        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        values = [groups[g][series] for g in group_names]
+        bars = ax.bar(xs, [0.0 if isinstance(v, str) else v for v in values], width, label=series)
+        ax.bar_label(bars, labels=["" if isinstance(v, str) else f"{v:.3g}" for v in values], fontsize=8)
+        for x, value, bar in zip(xs, values, bars):
+            if isinstance(value, str):
+                bar.set_visible(False)
+                ax.text(x, 0.02, value, transform=ax.get_xaxis_transform(), rotation=90, ha="center",
+                        va="bottom", fontsize=7, color="dimgray", fontstyle="italic")
     ax.set_xticks(range(len(group_names)), group_names)
-    ax.set(title=title, ylabel=ylabel)
+    if rotate_labels:
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    fig.tight_layout()
+    set_title(ax, title)
+    fig.tight_layout()
+    return fig
+
+
+def run_curves(runs: Mapping[str, tuple[Sequence, Sequence] | None], *, title: str, xlabel: str, ylabel: str):
+    """One line per run, ``{label: (xs, ys)}``; a run given as None (diverged, no rows) is named in the legend."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, points in runs.items():
+        if points is None:
+            ax.plot([], [], label=f"{label} (diverged)")
+        else:
+            ax.plot(*points, marker="o", label=label)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    set_title(ax, title)
     fig.tight_layout()
     return fig
 

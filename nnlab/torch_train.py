@@ -4,8 +4,8 @@
   ``np.load(..., mmap_mode="r")`` views, so a data set larger than memory is
   read a batch at a time;
 - :func:`train_classifier` runs plain SGD on ``CrossEntropyLoss`` over logits,
-  reshuffling the batches every epoch from a seeded generator, with a tqdm bar
-  per epoch; it stops at the first non-finite batch loss, or one above
+  reshuffling the batches every epoch from a seeded generator, with a bar or a
+  line per epoch (:class:`nnlab.cli.Progress`); it stops at the first non-finite batch loss, or one above
   ``max_loss`` (cross-entropy on logits is computed stably, so an exploding
   run can stay finite while its ReLUs die), and reports the run as diverged
   instead of carrying NaNs or junk into the metrics;
@@ -107,7 +107,7 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
     slower than on one, and one thread fixes the order of the float sums, so
     the numbers do not depend on the machine's core count.
     """
-    from tqdm import tqdm
+    from nnlab.cli import Progress
 
     torch.set_num_threads(threads)
     layout = memory_format(model)
@@ -117,17 +117,18 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
     loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device))
     loader = batch_loader(train, batch_size, shuffle=True, seed=seed)
     result = TrainResult(unit="epoch")
+    progress = Progress(epochs * len(loader), desc, unit="batch")
     for epoch in range(1, epochs + 1):
         model.train()
         seen, loss_sum, correct = 0, 0.0, 0
-        bar = tqdm(loader, desc=f"{desc} epoch {epoch}/{epochs}", unit="batch", leave=False, disable=None)
-        for x, y in bar:
+        for x, y in loader:
             y = y.to(device)
             logits = model(x.to(device, memory_format=layout))
             loss = loss_fn(logits, y)
             if not math.isfinite(loss.item()) or loss.item() > max_loss:
                 result.diverged_at = epoch
-                bar.close()
+                progress.report(f"epoch {epoch}/{epochs} diverged", loss=loss.item())
+                progress.close()
                 return result
             optimizer.zero_grad()
             loss.backward()
@@ -135,13 +136,19 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
             seen += len(y)
             loss_sum += loss.item() * len(y)
             correct += int((logits.argmax(dim=1) == y).sum())
+            progress.update()
         test_loss, test_pred = evaluate(model, test, device)
         if not math.isfinite(test_loss):   # the last step itself blew the weights up
             result.diverged_at = epoch
+            progress.report(f"epoch {epoch}/{epochs} diverged", test_loss=test_loss)
+            progress.close()
             return result
-        result.history.append({"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
-                               "test_loss": test_loss, "test_accuracy": float(np.mean(test_pred == test.labels))})
+        scores = {"train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+                  "test_loss": test_loss, "test_accuracy": float(np.mean(test_pred == test.labels))}
+        result.history.append({"epoch": epoch, **scores})
         result.trained = epoch
+        progress.report(f"epoch {epoch}/{epochs}", **scores)
+    progress.close()
     return result
 
 

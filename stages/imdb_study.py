@@ -88,9 +88,9 @@ def main(argv=None) -> None:
     history = [{"epoch": h["epoch"], "variant": name, "train_loss": h["train_loss"]}
                for name, r in results.items() for h in r["history"]]
     accuracy_figure = plotting.bar_chart(
-        {row["variant"]: {"ours": row["test_accuracy"] or 0.0, "report": row["report_test_accuracy"] or 0.0}
-         for row in table}, title="IMDB classifier variants: test accuracy (report 0 = not run)", ylabel="accuracy")
-    accuracy_figure.set_size_inches(10, 4)
+        {row["variant"]: {"ours": "diverged" if row["diverged"] else row["test_accuracy"],
+                          "report": row["report_test_accuracy"] or "not run"}
+         for row in table}, title="IMDB classifier variants: test accuracy", ylabel="accuracy", width_inches=10)
     epochs = list(range(1, base.epochs + 1))
     loss_figure = plotting.curves(
         epochs, {name: [h["train_loss"] for h in r["history"]] + [None] * (len(epochs) - len(r["history"]))

@@ -15,7 +15,7 @@ import time
 import pandas as pd
 
 from nnlab import plotting
-from nnlab.cli import run, stage_parser
+from nnlab.cli import Progress, run, stage_parser
 from nnlab.datasets import mri
 from nnlab.io import StageOutputs
 from nnlab.models import mri_nets
@@ -59,6 +59,7 @@ def main(argv=None) -> None:
         raise cfg.fail(key, largest, f"larger than the {len(train)} training samples")
 
     runs, table, history = {}, [], []
+    progress = Progress(len(settings), name, unit="run", lines_on_terminal=True)
     for label, options in settings.items():
         started = time.perf_counter()
         net, result = mri_nets.fit(model, train, test, seed=seed(params), device=device, desc=f"{model} {label}",
@@ -70,8 +71,9 @@ def main(argv=None) -> None:
                       "test_accuracy": metrics["test"]["accuracy"], "test_macro_f1": metrics["test"]["macro_f1"],
                       "seconds": time.perf_counter() - started})
         history += [{"run": label, **row} for row in result.history]
-        state = "DIVERGED" if metrics["diverged"] else f"test accuracy {metrics['test']['accuracy']:.4f}"
-        print(f"{name} {label}: {state}")
+        progress.update()
+        progress.report(label, diverged=metrics["diverged"], test_accuracy=metrics["test"]["accuracy"])
+    progress.close()
 
     history_frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
     with StageOutputs() as out:
@@ -84,19 +86,9 @@ def main(argv=None) -> None:
 
 def study_figure(history: pd.DataFrame, settings: dict, title: str):
     """Test accuracy per epoch, a line per run; diverged runs (no rows) are named in the legend."""
-    fig, ax = plotting.plt.subplots(figsize=(6, 4))
-    for label in settings:
-        rows = history[history["run"] == label]
-        if rows.empty:
-            ax.plot([], [], label=f"{label} (diverged)")
-        else:
-            ax.plot(rows["epoch"], rows["test_accuracy"], marker="o", label=label)
-    ax.set(title=title, xlabel="epoch", ylabel="test accuracy")
-    ax.title.set_fontsize(9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    runs = {label: (rows["epoch"], rows["test_accuracy"]) if not rows.empty else None
+            for label, rows in ((label, history[history["run"] == label]) for label in settings)}
+    return plotting.run_curves(runs, title=title, xlabel="epoch", ylabel="test accuracy")
 
 
 if __name__ == "__main__":

@@ -60,19 +60,15 @@ def main(argv=None) -> None:
     rows = summary_rows(collect_runs(), info["source"], load_references(Path("references.yaml")))
     # A figure on synthetic phantoms is never drawn beside the report's Kaggle figure.
     comparable = info["source"] != "synthetic"
-    bars = {row["run"]: {f"ours ({info['source']})": row["test_accuracy"] or 0.0,
-                         **({"report (Kaggle)": row["report_test_accuracy"] or 0.0} if comparable else {})}
+    bars = {row["run"]: {f"ours ({info['source']})": "diverged" if row["diverged"] else row["test_accuracy"],
+                         **({"report (Kaggle)": row["report_test_accuracy"] or "not reported"} if comparable else {})}
             for row in rows}
-    title = (f"MRI test accuracy: ours on {info['description']} beside the report's\n"
-             "(0 = not printed by the report, or diverged)" if comparable else
+    title = (f"MRI test accuracy: ours on {info['description']} beside the report's" if comparable else
              f"MRI test accuracy on {info['description']}\n"
-             "(not comparable with the report's Kaggle figures; 0 = diverged)")
+             "(not comparable with the report's Kaggle figures)")
     with StageOutputs() as out:
         out.csv("plots/mri_summary/table.csv", rows)
-        fig = plotting.bar_chart(bars, title=title, ylabel="test accuracy")
-        fig.axes[0].tick_params(axis="x", labelrotation=30, labelsize=7)
-        fig.axes[0].title.set_fontsize(8)
-        fig.tight_layout()
+        fig = plotting.bar_chart(bars, title=title, ylabel="test accuracy", rotate_labels=True)
         out.figure("plots/mri_summary/comparison.png", fig)
     for row in rows:
         print(row)

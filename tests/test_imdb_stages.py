@@ -4,6 +4,7 @@ and imdb_train's batch size bound."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ import yaml
 from nnlab.datasets import imdb
 from nnlab.errors import ParamError
 
-from conftest import deep_merge, run_stage, tiny_params
+pytest.register_assert_rewrite("pipeline_repo")
+from conftest import deep_merge, run_stage, tiny_params  # noqa: E402
+from pipeline_repo import clone_workspace  # noqa: E402
 
 pytest_plugins = ["pipeline_repo"]
 
@@ -70,3 +73,19 @@ def test_batch_larger_than_the_training_reviews_is_refused(tmp_path, monkeypatch
     with pytest.raises(ParamError, match=r"^params\.yaml: imdb_train\.batch_size = 100000: larger than the 20 "
                                          r"training samples$"):
         imdb_train.main(["--params", "params.yaml"])
+
+
+def test_piped_training_prints_a_line_per_epoch_and_writes_the_same_outputs(baseline, tmp_path):
+    # run_stage pipes stdout, as DVC's queue and CI do: no tqdm bar, so one line per epoch instead.
+    repo = clone_workspace(baseline.path, tmp_path / "workspace")
+    result = run_stage("imdb_train", tiny_params(), repo)
+    assert result.returncode == 0, result.stderr
+    epochs = tiny_params()["imdb_train"]["epochs"]
+    lines = re.findall(r"^imdb_train epoch (\d+)/(\d+): train_loss \S+, train_accuracy [\d.]+, test_loss \S+, test_accuracy [\d.]+ \| "
+                       r"[\d.]+ s(?:, about [\d.]+ s left)?$", result.stdout, re.MULTILINE)
+    assert lines == [(str(epoch), str(epochs)) for epoch in range(1, epochs + 1)], result.stdout
+    assert "left" in result.stdout.splitlines()[0] or epochs == 1
+    outputs = ["plots/imdb_train/history.csv", "plots/imdb_train/running_loss.csv",
+               *(p.relative_to(repo).as_posix() for p in (repo / "models/imdb_train").iterdir())]
+    for output in outputs:
+        assert (repo / output).read_bytes() == (baseline.path / output).read_bytes(), output

@@ -209,3 +209,20 @@ def test_read_only_output_folder_is_one_line_naming_it(mnist_workdir):
     result = run_stage("mnist_data", default_params(), mnist_workdir)
     assert_one_line_and_old_outputs_kept(result, "cannot write metrics/mnist_data.json: Permission denied",
                                          mnist_workdir, b"old outputs")
+
+
+def test_outputs_linked_to_the_cache_are_replaced_not_written_through(tmp_path):
+    # .dvc/config's cache.type links data/ files to DVC's cache; as root, their read-only mode does not
+    # stop a write, so a stage that wrote into the link would silently change the cached copy.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "m").write_text("cached")
+    (cache / "x").write_text("cached")
+    (tmp_path / "data").mkdir()
+    os.link(cache / "m", tmp_path / "m.json")
+    os.link(cache / "x", tmp_path / "data" / "x.npy")
+    with StageOutputs() as out:
+        out.text(tmp_path / "m.json", "new")
+        (out.directory(tmp_path / "data") / "x.npy").write_text("new")
+    assert (tmp_path / "m.json").read_text() == (tmp_path / "data" / "x.npy").read_text() == "new"
+    assert (cache / "m").read_text() == (cache / "x").read_text() == "cached"

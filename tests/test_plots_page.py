@@ -1,10 +1,12 @@
-"""The offline plots page: no script comes from the network, and in headless
-Chromium every vega chart that `dvc plots show` knows draws its marks and every
-PNG plot is on the page."""
+"""Plain `dvc plots show` and `dvc plots diff` render offline: through the
+template that .dvc/config names, no script comes from the network, and in
+headless Chromium every vega chart that `dvc plots show` knows draws its marks
+and every PNG plot is on the page."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -14,9 +16,10 @@ import pytest
 from dvc_render.base import Renderer
 
 pytest.register_assert_rewrite("pipeline_repo")
+from conftest import ROOT  # noqa: E402
 from pipeline_repo import clone_workspace, sh  # noqa: E402
 
-from nnlab.plots_page import PlotsPageError, html_template, write_page  # noqa: E402
+from nnlab.plots_page import PlotsTemplateError, configured_template, html_template, write_template  # noqa: E402
 
 pytest_plugins = ["pipeline_repo"]
 
@@ -81,10 +84,18 @@ def drawn_marks(chart: Element) -> int:
 
 
 @pytest.fixture(scope="module")
-def plots(baseline, tmp_path_factory):
-    """The page built in a clone of the reproduced baseline, and the plots DVC reports for it."""
+def repo(baseline, tmp_path_factory) -> Path:
+    """A clone of the reproduced baseline with the template built, as `make venv` builds it."""
     repo = clone_workspace(baseline.path, tmp_path_factory.mktemp("plots") / "workspace")
-    page = write_page(Path("dvc_plots"), [], repo=repo)
+    write_template(repo)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def plots(repo):
+    """The page plain `dvc plots show` writes, and the plots DVC reports for it."""
+    sh("dvc", "plots", "show", cwd=repo)
+    page = repo / "dvc_plots" / "index.html"
     declared = json.loads(sh("dvc", "plots", "show", "--json", cwd=repo))["data"]
     kinds = {name: {renderer["type"] for renderer in renderers} for name, renderers in declared.items()}
     if not kinds:
@@ -99,6 +110,19 @@ def test_template_loads_nothing_from_the_network():
     assert "window.vegaEmbed" in template
 
 
+def test_makefile_builds_the_configured_template():
+    makefile = (ROOT / "Makefile").read_text()
+    built = re.search(r"^PLOTS_TEMPLATE := (\S+)$", makefile, re.MULTILINE).group(1)
+    assert ROOT / built == configured_template(ROOT)
+
+
+def test_a_config_without_template_is_one_clear_error(tmp_path):
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    analytics = false\n")
+    with pytest.raises(PlotsTemplateError, match="no plots.html_template"):
+        configured_template(tmp_path)
+
+
 def test_page_loads_nothing_from_the_network(plots):
     page, _ = plots
     html = page.read_text(encoding="utf-8")
@@ -106,9 +130,12 @@ def test_page_loads_nothing_from_the_network(plots):
     assert "cdn.jsdelivr.net" not in html
 
 
-def test_no_plots_is_one_clear_error(tmp_path):
-    with pytest.raises(PlotsPageError, match="no plots to show"):
-        write_page(tmp_path / "out", [], repo=tmp_path)
+def test_plots_diff_uses_the_offline_template(repo, plots):
+    _, kinds = plots
+    sh("dvc", "plots", "diff", "HEAD", "--out", "diff_plots", cwd=repo)
+    html = (repo / "diff_plots" / "index.html").read_text(encoding="utf-8")
+    assert remote_resources(html) == [] and "window.vegaEmbed" in html
+    assert all(Renderer.remove_special_chars(name) in html for name in kinds)
 
 
 def chromium() -> str:

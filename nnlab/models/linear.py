@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
+from nnlab.cli import FAST_LOOP_LINE_EVERY_S, Progress
 
 from nnlab.datasets.mnist import N_CLASSES, N_PIXELS, NormalizedMnist
 from nnlab import artifacts
@@ -126,8 +126,14 @@ def _eval_steps(iterations: int, eval_every: int) -> set[int]:
     return set(range(eval_every, iterations + 1, eval_every)) | {iterations}
 
 
-def _progress(iterations: int, desc: str | None):
-    return tqdm(range(1, iterations + 1), desc=desc, disable=None if desc else True, leave=False, mininterval=1)
+def _steps(iterations: int, desc: str | None, history: list[dict]):
+    """Steps 1 to ``iterations``, with progress: each row added to ``history`` is reported."""
+    with Progress(iterations, desc, line_every_s=FAST_LOOP_LINE_EVERY_S) as progress:
+        for step in range(1, iterations + 1):
+            yield step
+            progress.update()
+            if history and history[-1]["step"] == step:
+                progress.report(f"step {step}/{iterations}", **{k: v for k, v in history[-1].items() if k != "step"})
 
 
 def train_numpy(data: NormalizedMnist, *, lr: float, batch_size: int, iterations: int, eval_every: int,
@@ -170,7 +176,7 @@ def train_numpy(data: NormalizedMnist, *, lr: float, batch_size: int, iterations
     # One BLAS thread for the batch products: too small to share; on a busy 2-core machine a second
     # thread made batch-1000 runs 8x slower. Scoring sets its own count (Scorer).
     with threadpool_limits(limits=1, user_api="blas"), np.errstate(over="ignore", invalid="ignore"):
-        for step in _progress(iterations, desc):
+        for step in _steps(iterations, desc, history):
             batch = draw_batch(rng, len(data.labels_train), batch_size)
             np.copyto(W32, W, casting="same_kind")
             batch_loss, gradient = loss_and_gradient(W32, data.X_train[batch], data.Y_train[batch])
@@ -222,7 +228,7 @@ def train_torch(data: NormalizedMnist, *, lr: float, batch_size: int, iterations
 
     evaluate_at = _eval_steps(iterations, eval_every)
     history: list[dict] = []
-    for step in _progress(iterations, desc):
+    for step in _steps(iterations, desc, history):
         batch = torch.from_numpy(draw_batch(rng, len(data.labels_train), batch_size)).to(device)
         loss = criterion(model(tensors["X_train"][batch]), tensors["Y_train"][batch]) / (2 * batch_size)
         if not torch.isfinite(loss):
@@ -258,6 +264,11 @@ class StudyRun:
                 "diverged": summary["diverged"], "diverged_at_step": summary["diverged_at_step"],
                 "seconds": round(self.seconds, 3)}
 
+    def progress_figures(self) -> dict:
+        row = self.table_row()
+        return {"final_train_loss": row["final_train_loss"], "final_test_accuracy": row["final_test_accuracy"],
+                "diverged": row["diverged"]}
+
     def history_rows(self) -> list[dict]:
         return [{**self.settings, **row} for row in self.result.history]
 
@@ -279,9 +290,14 @@ def lr_batch_grid(data: NormalizedMnist, *, lrs: list[float], batch_sizes: list[
     """Every (lr, batch size) pair, each from zero weights and the same seed."""
     pairs = [(lr, batch) for lr in lrs for batch in batch_sizes]
     scorers = scorers_for(data)
-    return [timed_numpy_run({"lr": lr, "batch_size": batch}, data, seed, lr=lr, batch_size=batch,
-                            iterations=iterations, eval_every=eval_every, scorers=scorers)
-            for lr, batch in tqdm(pairs, desc="lr x batch grid", disable=None, leave=False)]
+    runs = []
+    with Progress(len(pairs), "lr x batch grid", unit="run", lines_on_terminal=True) as progress:
+        for lr, batch in pairs:
+            runs.append(timed_numpy_run({"lr": lr, "batch_size": batch}, data, seed, lr=lr, batch_size=batch,
+                                        iterations=iterations, eval_every=eval_every, scorers=scorers))
+            progress.update()
+            progress.report(f"lr={lr:g} batch={batch}", **runs[-1].progress_figures())
+    return runs
 
 
 def best_lr_per_batch(runs: list[StudyRun], metric: str = "best_test_accuracy") -> list[dict]:
@@ -310,13 +326,17 @@ def train_size_study(data: NormalizedMnist, *, sizes: list[int], lr: float, batc
     available = len(data.labels_train)
     score_test = Scorer(data.X_test, data.labels_test)
     runs = []
-    for requested in tqdm(sizes, desc="training-set sizes", disable=None, leave=False):
+    progress = Progress(len(sizes), "training-set sizes", unit="run", lines_on_terminal=True)
+    for requested in sizes:
         used = min(requested, available)
         part = subset(data, used, np.random.default_rng(seed))
         scorers = (Scorer(part.X_train, part.labels_train), score_test)
         runs.append(timed_numpy_run({"requested_size": requested, "used_size": used,
                                      "clamped": used < requested}, part, seed, lr=lr, batch_size=batch_size,
                                     iterations=iterations, eval_every=eval_every, scorers=scorers))
+        progress.update()
+        progress.report(f"size {used}", **runs[-1].progress_figures())
+    progress.close()
     return runs
 
 

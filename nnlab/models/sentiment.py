@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
-from tqdm import tqdm
+from nnlab.cli import Progress
 
 from nnlab import artifacts
 from nnlab.datasets.imdb import SENTIMENTS as CLASSES
@@ -182,7 +182,7 @@ def train_classifier(X_train: sp.csr_matrix, y_train: np.ndarray, X_test: sp.csr
     result, running_loss = TrainResult(unit="epoch"), []
     loader = batches(X_train, y_train, config.batch_size, shuffle=True, generator=generator)
     step = 0
-    progress = tqdm(total=config.epochs * len(loader), desc=desc, unit="batch", disable=None, leave=False)
+    progress = Progress(config.epochs * len(loader), desc, unit="batch")
     for epoch in range(1, config.epochs + 1):
         model.train()
         window_loss, window = 0.0, 0
@@ -211,6 +211,8 @@ def train_classifier(X_train: sp.csr_matrix, y_train: np.ndarray, X_test: sp.csr
         result.history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
                                "test_loss": test_loss, "test_accuracy": test_accuracy})
         result.trained = epoch
+        progress.report(f"epoch {epoch}/{config.epochs}", train_loss=train_loss, train_accuracy=train_accuracy,
+                        test_loss=test_loss, test_accuracy=test_accuracy)
     progress.close()
     return Training(model, result, running_loss)
 

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from nnlab.cli import FAST_LOOP_LINE_EVERY_S, Progress
 
 from nnlab import artifacts
 from nnlab.datasets.synthetic import one_hot
@@ -180,8 +180,9 @@ def train_runs(data: CirclesData, *, hidden_units: int, batch_size: int, lrs: Se
     etas = torch.tensor(lrs, dtype=data.X_train.dtype).view(-1, 1, 1)
     runs = [RunResult(batch_size=batch_size, lr=float(lr)) for lr in lrs]
     start = time.perf_counter()
-    with single_thread(), torch.no_grad():
-        for epoch in tqdm(range(1, epochs + 1), desc=f"batch {batch_size}", leave=False, disable=None):
+    progress = Progress(epochs, f"batch {batch_size}", unit="epoch", line_every_s=FAST_LOOP_LINE_EVERY_S)
+    with single_thread(), torch.no_grad(), progress:
+        for epoch in range(1, epochs + 1):
             order = torch.randperm(n_train, generator=generator)
             # Slicing the shuffled copies gives views: cheaper than indexing once per batch.
             for X, Y in zip(data.X_train[order].split(batch_size), data.Y_train[order].split(batch_size)):
@@ -195,6 +196,8 @@ def train_runs(data: CirclesData, *, hidden_units: int, batch_size: int, lrs: Se
                     run.trained = epoch
                 else:
                     run.diverged_at = epoch
+            progress.update()
+            progress.report(f"epoch {epoch}/{epochs}", **_progress_figures(runs))
             if all(run.diverged for run in runs):
                 break
     share = (time.perf_counter() - start) / len(runs)
@@ -202,6 +205,14 @@ def train_runs(data: CirclesData, *, hidden_units: int, batch_size: int, lrs: Se
         run.params = {name: value[r].clone() for name, value in params.items()}
         run.seconds = share
     return runs
+
+
+def _progress_figures(runs: list[RunResult]) -> dict:
+    """The best of the learning rates trained together, and how many diverged."""
+    live = [run.history[-1] for run in runs if not run.diverged]
+    return {"best_train_loss": min((row["train_loss"] for row in live), default=None),
+            "best_test_accuracy": max((row["test_accuracy"] for row in live), default=None),
+            "diverged_runs": sum(run.diverged for run in runs)}
 
 
 def score(params: Params, data: CirclesData) -> list[dict]:

@@ -5,7 +5,7 @@ import math
 from typing import Iterator, Sequence
 
 import numpy as np
-from tqdm import tqdm
+from nnlab.cli import FAST_LOOP_LINE_EVERY_S, Progress
 
 from nnlab.nn.layers import Layer
 from nnlab.nn.losses import Loss
@@ -100,14 +100,16 @@ class Sequential:
             finite = math.isfinite(train_loss) and (X_test is None or math.isfinite(row["test_loss"]))
             if finite:
                 history.append(row)
+                progress.report(f"step {step}/{steps}", **{k: v for k, v in row.items() if k not in ("step", "epoch")})
             return finite
 
+        start = time.perf_counter()
+        progress = Progress(steps, desc or "train", line_every_s=FAST_LOOP_LINE_EVERY_S)
         diverged_at = None if record(0) else 0
         batches = _batches(X, y, batch_size, rng)
         step = 0
         # Overflow is how a too-large lr shows; it is caught below as a non-finite loss, not warned about.
-        with tqdm(total=steps, desc=desc, disable=None, leave=False) as bar, \
-                np.errstate(over="ignore", invalid="ignore"):
+        with progress, np.errstate(over="ignore", invalid="ignore"):
             while diverged_at is None and step < steps:
                 X_batch, y_batch = next(batches)
                 batch_loss = loss.forward(self.forward(X_batch), y_batch)
@@ -118,7 +120,7 @@ class Sequential:
                 self.step(lr)
                 step += 1
                 if step % eval_every == 0 or step == steps:
-                    bar.update(step - bar.n)
+                    progress.update(step - progress.done)
                     if not record(step):
                         diverged_at = step
         return TrainResult("step", history, trained=step, diverged_at=diverged_at)
