@@ -15,7 +15,6 @@ trajectories can be compared step by step.
 """
 from __future__ import annotations
 
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field

@@ -103,7 +103,6 @@ class Sequential:
                 progress.report(f"step {step}/{steps}", **{k: v for k, v in row.items() if k not in ("step", "epoch")})
             return finite
 
-        start = time.perf_counter()
         progress = Progress(steps, desc or "train", line_every_s=FAST_LOOP_LINE_EVERY_S)
         diverged_at = None if record(0) else 0
         batches = _batches(X, y, batch_size, rng)
