@@ -153,9 +153,5 @@ def test_the_check_fails_when_any_covering_dependency_is_removed():
             rest = deps[:index] + deps[index + 1:]
             if uncovered(imported, rest):
                 checked += 1
-                stages = dict(dvc_yaml["stages"])
-                base, _, item = name.partition("@")
-                stages.pop(base)
-                stages[name.replace("@", "_at_")] = {**spec, "deps": rest}
-                assert name.replace("@", "_at_") in undeclared_imports({"stages": stages}), (name, deps[index])
+                assert undeclared_imports({"stages": {name: {**spec, "deps": rest}}}), (name, deps[index])
     assert checked, "no dep line covers an imported module"
