@@ -131,19 +131,32 @@ def test_mnist_reference_matches_train_numpy():
         assert images_apart(row["test_accuracy"], test_acc, 80) <= flippable_images(W, X_test)
 
 
-def test_tanh_reference_matches_train_runs():
+@pytest.mark.numerics
+@pytest.mark.parametrize("run", [0, 1])
+def test_tanh_reference_matches_train_runs(run, monkeypatch):
+    """float64 both (the point is that the reference does what ours does); ours records its steps,
+    and the parameters may differ by the trajectory bound of tests/test_tanh_mlp.py."""
     from nnlab.models import tanh_mlp
+    from test_tanh_mlp import NAMES, recorded_steps, scored_bounds, trajectory_bound
 
-    data = tanh_mlp.CirclesData.from_split(circles(60, 0.1, 0.5, 0.5, 0, 2.0, 0.5), standardize=True)
-    ours = tanh_mlp.train_runs(data, hidden_units=5, batch_size=7, lrs=[0.05, 0.2], epochs=4, seed=3)
-    for run in ours:
-        generator = torch.Generator().manual_seed(3)
-        init = tanh_mlp.init_params(2, 5, 2, std=0.3, generator=generator)
-        params, history = references.tanh_run_reference(data.X_train, data.Y_train, data.X_test, data.Y_test, init,
-                                                        eta=run.lr, batch_size=7, epochs=4, generator=generator)
-        for name, value in params.items():
-            torch.testing.assert_close(run.params[name], value, atol=1e-5, rtol=1e-5)
-        assert [row["test_accuracy"] for row in run.history] == [row["test_accuracy"] for row in history]
+    data = tanh_mlp.CirclesData.from_split(circles(60, 0.1, 0.5, 0.5, 0, 2.0, 0.5), standardize=True,
+                                           dtype=torch.float64)
+    steps = recorded_steps(monkeypatch, run)
+    ours = tanh_mlp.train_runs(data, hidden_units=5, batch_size=7, lrs=[0.05, 0.2], epochs=4, seed=3)[run]
+    monkeypatch.undo()
+    generator = torch.Generator().manual_seed(3)
+    init = tanh_mlp.init_params(2, 5, 2, std=0.3, generator=generator, dtype=torch.float64)
+    params, history = references.tanh_run_reference(data.X_train, data.Y_train, data.X_test, data.Y_test, init,
+                                                    eta=ours.lr, batch_size=7, epochs=4, generator=generator)
+    bounds = trajectory_bound(steps, ours.lr)
+    distance = np.sqrt(sum(float(torch.sum((ours.params[k] - params[k]) ** 2)) for k in NAMES))
+    assert distance <= bounds[-1]
+    per_epoch = len(steps) // 4
+    for epoch, (row, expected) in enumerate(zip(ours.history, history, strict=True), start=1):
+        at = steps[epoch * per_epoch][0] if epoch < 4 else ours.params
+        scored = scored_bounds(at, data, bounds[epoch * per_epoch - 1])
+        assert (round(abs(row["test_accuracy"] - expected["test_accuracy"]) * len(data.X_test))
+                <= round(scored["test_accuracy"] * len(data.X_test)))
 
 
 REVIEWS = [
@@ -175,24 +188,60 @@ def test_cleaning_and_tfidf_references_match_ours():
                       sum_tolerance(nnz + 8, np.abs(reference_split), np.float32), "TF-IDF")
 
 
+@pytest.mark.numerics
 def test_imdb_epoch_reference_matches_train_classifier():
+    """One SGD step (a training set of one batch), so that no difference can grow: float32 sparse
+    (embedding_bag) against dense products, within the bounds of :func:`softmax_mlp_tolerances`.
+
+    A sigmoid unit with BCE is the softmax of the logits ``(0, z)`` with cross-entropy;
+    torch computes it unfused: sigmoid (4 roundings), BCE's ``(p - y) / (p (1 - p))``
+    and sigmoid's ``p (1 - p)`` (3 each, and twice 1 - p's relative error p / (1 - p)).
+    """
     from nnlab.models import sentiment
     from nnlab.runtime import seed_torch
 
     rng = np.random.default_rng(0)
-    X = sp.random(70, 30, density=0.2, format="csr", dtype=np.float32, random_state=0)
-    y = rng.integers(0, 2, 70)
-    config = sentiment.ClassifierConfig(hidden_units=(6, 4), batch_size=8, epochs=1, lr=0.1)
-    ours = sentiment.train_classifier(X[:50], y[:50], X[50:], y[50:], config, seed=5, device=torch.device("cpu"),
+    X = sp.random(58, 30, density=0.2, format="csr", dtype=np.float32, random_state=0)
+    y = rng.integers(0, 2, 58)
+    lr = 0.1
+    config = sentiment.ClassifierConfig(hidden_units=(6, 4), batch_size=8, epochs=1, lr=lr)
+    ours = sentiment.train_classifier(X[:8], y[:8], X[8:], y[8:], config, seed=5, device=torch.device("cpu"),
                                       log=lambda line: None)
     seed_torch(5)
     model = references.Net(30, config.hidden_units)
-    probabilities = references.imdb_epoch_reference(model, X[:50].toarray(), y[:50], X[50:].toarray(), lr=0.1,
+    start = [p.detach().numpy().copy() for p in model.parameters()]
+    probabilities = references.imdb_epoch_reference(model, X[:8].toarray(), y[:8], X[8:].toarray(), lr=lr,
                                                     batch_size=8, generator=torch.Generator().manual_seed(5))
-    for a, b in zip(ours.model.linear_parameters(), model.parameters(), strict=True):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
-    np.testing.assert_allclose(sentiment.predict_proba(ours.model, X[50:], torch.device("cpu")), probabilities,
-                               atol=1e-6)
+
+    def layers(params):   # (in, out) weights; the output unit as the second of two logits (0, z)
+        W1, b1, W2, b2, W3, b3 = params
+        return [(W1.T, b1), (W2.T, b2), (np.c_[np.zeros_like(W3.T), W3.T], np.r_[0.0, b3])]
+
+    X_train, Y_train = X[:8].toarray().astype(np.float64), np.eye(2)[y[:8]]
+    p = 1 / (1 + np.exp(-(np.maximum(np.maximum(X_train @ start[0].T + start[1], 0) @ start[2].T + start[3], 0)
+                          @ start[4].T + start[5])))
+    extra = 4 + 2 * 3 + 2 * int(np.ceil(np.max(p / (1 - p))))
+    step = softmax_mlp_tolerances(X_train, Y_train, layers(start), "relu", np.float32, output_roundings=extra)
+    grad_bounds = [step["grads"][0][0].T, step["grads"][0][1], step["grads"][1][0].T, step["grads"][1][1],
+                   step["grads"][2][0][:, 1:].T, step["grads"][2][1][1:]]
+    after = [p.detach().numpy() for p in model.parameters()]
+    param_bounds = []
+    for a, b, before, bound in zip(ours.model.linear_parameters(), after, start, grad_bounds, strict=True):
+        # lr times the gradient's bound, and SGD rounds its product and its sum
+        param_bounds.append(lr * bound + sum_tolerance(2, np.abs(before) + np.abs(before - b), np.float32))
+        assert_within(a.detach(), b, param_bounds[-1], "parameters after a step")
+    # test probabilities: the forward bound at the new weights, plus the weights' bounds carried through
+    # |W| and the activations (|relu'| <= 1), then sigmoid (slope <= 1/4, 4 roundings of its own)
+    X_test = X[8:].toarray().astype(np.float64)
+    forward = softmax_mlp_tolerances(X_test, np.eye(2)[y[8:]], layers(after), "relu", np.float32)
+    a, reach = X_test, np.zeros_like(X_test)
+    for k in range(3):
+        W, b = after[2 * k].T, after[2 * k + 1]
+        reach = reach @ np.abs(W) + np.abs(a) @ param_bounds[2 * k].T + param_bounds[2 * k + 1]
+        a = a @ W + b if k == 2 else np.maximum(a @ W + b, 0)
+    z_bound = forward["logits"][:, 1] + reach[:, 0]
+    assert_within(sentiment.predict_proba(ours.model, X[8:], torch.device("cpu")), probabilities,
+                  z_bound / 4 + sum_tolerance(4, np.abs(probabilities), np.float32), "test probabilities")
 
 
 @pytest.mark.numerics

@@ -121,12 +121,12 @@ def test_defaults_learn_the_circles():
     assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
 
 
-def recorded_steps(monkeypatch) -> list:
-    """Record every SGD step of ``train_runs`` as ``(params, X, Y)`` (copies, the first run only)."""
+def recorded_steps(monkeypatch, run: int = 0) -> list:
+    """Record every SGD step of one run of ``train_runs`` as ``(params, X, Y)`` (copies)."""
     steps, original = [], tanh_mlp.backward
 
     def backward(params, outputs, Y):
-        steps.append(({k: v[0].clone() for k, v in params.items()}, outputs["X"].clone(), Y.clone()))
+        steps.append(({k: v[run].clone() for k, v in params.items()}, outputs["X"].clone(), Y.clone()))
         return original(params, outputs, Y)
     monkeypatch.setattr(tanh_mlp, "backward", backward)
     return steps
