@@ -12,7 +12,7 @@ from conftest import deep_merge, default_params
 from nnlab.datasets import synthetic
 from nnlab.errors import DataError, ParamError
 from nnlab.models import perceptron
-from tolerances import FLOAT64_EPS, assert_within, sum_tolerance
+from tolerances import assert_within, sum_tolerance
 
 EYE = [[1.0, 0.0], [0.0, 1.0]]
 
