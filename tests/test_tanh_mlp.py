@@ -19,9 +19,10 @@ from nnlab.io import dumps_json
 from nnlab.models import tanh_mlp
 from nnlab.results import SCORE_COLUMNS, check_model_metrics
 from test_perceptron import classic_params, load_strict
-from tolerances import assert_within, near_ties, softmax_mlp_tolerances
+from tolerances import assert_within, near_ties, softmax_mlp_tolerances, sum_tolerance
 
 NAMES = ("Wh", "bh", "Wy", "by")
+BACKWARD = tanh_mlp.backward   # what recorded_steps wraps
 
 
 def problem(runs: int | None = None, n=7, nx=2, nh=5, ny=3, seed=0):
@@ -123,14 +124,90 @@ def test_defaults_learn_the_circles():
     assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
 
 
-def test_joint_runs_equal_separate_runs_and_divergence_ends_cleanly():
-    data = tanh_mlp.CirclesData.from_split(circles(), standardize=False)
-    settings = dict(hidden_units=6, batch_size=7, epochs=4, seed=3)
+def recorded_steps(monkeypatch, run: int = 0) -> list:
+    """Record every SGD step of one run of ``train_runs`` as ``(params, X, Y)`` (copies)."""
+    steps, original = [], tanh_mlp.backward
+
+    def backward(params, outputs, Y):
+        steps.append(({k: v[run].clone() for k, v in params.items()}, outputs["X"].clone(), Y.clone()))
+        return original(params, outputs, Y)
+    monkeypatch.setattr(tanh_mlp, "backward", backward)
+    return steps
+
+
+def trajectory_bound(steps, lr: float, dtype=np.float64) -> list[float]:
+    """Bound on the Euclidean distance of all parameters between two SGD runs after each step.
+
+    Each step adds ``lr`` times the bound on two evaluations of the batch gradient
+    (:func:`softmax_mlp_tolerances`) and the rounding of each update (``|p| + lr |g|``);
+    an earlier difference passes through the step's Jacobian ``I - lr H`` (H the batch
+    loss's Hessian there), whose 2-norm bounds its growth. First order: the differences
+    (~1e-14) are far below the scale on which H changes.
+    """
+    bound, bounds = 0.0, []
+    for params, X, Y in steps:
+        tolerances = layer_tolerances(params, X, Y, dtype)
+        grads = BACKWARD(params, tanh_mlp.forward(params, X)[1], Y)
+        flat = torch.cat([params[name].reshape(-1) for name in NAMES])
+        shapes = [params[name].shape for name in NAMES]
+
+        def gradient(vector):   # the analytic batch gradient as one vector: its Jacobian is H
+            parts = dict(zip(NAMES, (piece.reshape(shape) for piece, shape in
+                                     zip(vector.split([math.prod(s) for s in shapes]), shapes))))
+            g = BACKWARD(parts, tanh_mlp.forward(parts, X)[1], Y)
+            return torch.cat([g[name].reshape(-1) for name in NAMES])
+        hessian = torch.autograd.functional.jacobian(gradient, flat)
+        growth = torch.linalg.matrix_norm(torch.eye(len(flat), dtype=flat.dtype) - lr * hessian, ord=2).item()
+        step_bound = np.concatenate([
+            (lr * bound_.T.reshape(params[name].shape)
+             + sum_tolerance(2, np.abs(params[name].numpy()) + lr * np.abs(grads[name].numpy()), dtype)).reshape(-1)
+            for name, bound_ in zip(NAMES, (b for pair in tolerances["grads"] for b in pair))])
+        bound = bound * growth + float(np.linalg.norm(step_bound))
+        bounds.append(bound)
+    return bounds
+
+
+def scored_bounds(params, data, distance: float) -> dict:
+    """Bounds on the float64 epoch scores of two runs whose parameters are ``distance`` apart (Euclidean).
+
+    Each parameter moves by at most ``distance``: a logit by that times
+    ``sum |Wy| (sum |x| + 1) + sum |h| + 1`` (|tanh'| <= 1), on top of its own sums'
+    bound; the loss then moves by at most twice the largest logit bound (the
+    gradient of cross-entropy in the logits sums to at most 2 in absolute value).
+    """
+    result = {}
+    for split, X, Y in (("train", data.X_train, data.Y_train), ("test", data.X_test, data.Y_test)):
+        X64, Y64 = X.double(), Y.double()
+        tolerances = layer_tolerances(params, X64, Y64)
+        h = torch.tanh(X64 @ params["Wh"].T + params["bh"]).numpy()
+        reach = (np.abs(params["Wy"].numpy()).sum(axis=1)[None, :] * (np.abs(X64.numpy()).sum(axis=1, keepdims=True) + 1)
+                 + np.abs(h).sum(axis=1, keepdims=True) + 1)
+        logits_bound = tolerances["logits"] + distance * reach
+        logits = (h @ params["Wy"].T.numpy() + params["by"].numpy())
+        result[f"{split}_loss"] = tolerances["mean_loss"] + 2 * float(logits_bound.max(axis=1).mean())
+        result[f"{split}_accuracy"] = near_ties(logits, logits_bound) / len(X)
+    return result
+
+
+@pytest.mark.numerics
+def test_joint_runs_equal_separate_runs_and_divergence_ends_cleanly(monkeypatch):
+    # float64: the point is that a run dimension changes nothing but the order of sums
+    # 4 steps an epoch (the last one smaller), so that the bound's growth is followed step by step quickly
+    data = tanh_mlp.CirclesData.from_split(circles(), standardize=False, dtype=torch.float64)
+    settings = dict(hidden_units=6, batch_size=47, epochs=4, seed=3)
     normal, blown = tanh_mlp.train_runs(data, lrs=[0.1, 1e6], **settings)
+    steps = recorded_steps(monkeypatch)
     alone, = tanh_mlp.train_runs(data, lrs=[0.1], **settings)
-    for key in ("epoch", *SCORE_COLUMNS):
-        np.testing.assert_allclose([row[key] for row in normal.history], [row[key] for row in alone.history],
-                                   rtol=1e-6)
+    bounds = trajectory_bound(steps, 0.1)
+    per_epoch = len(steps) // settings["epochs"]
+    distance = math.sqrt(sum(float(torch.sum((normal.params[k] - alone.params[k]) ** 2)) for k in NAMES))
+    assert distance <= bounds[-1]
+    for epoch, (row, expected) in enumerate(zip(normal.history, alone.history, strict=True), start=1):
+        assert row["epoch"] == expected["epoch"] == epoch
+        scored = scored_bounds(steps[epoch * per_epoch][0] if epoch * per_epoch < len(steps) else alone.params,
+                               data, bounds[epoch * per_epoch - 1])
+        for key in SCORE_COLUMNS:
+            assert_within(row[key], expected[key], scored[key], key)
     assert blown.diverged and blown.diverged_at == blown.trained + 1 == len(blown.history) + 1
     metrics = json.loads(dumps_json(blown.metrics()), parse_constant=pytest.fail)
     assert metrics["diverged"] is True and metrics["test"]["accuracy"] is None

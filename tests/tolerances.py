@@ -58,7 +58,8 @@ def near_ties(scores: np.ndarray, tolerance: np.ndarray) -> int:
     return int(np.count_nonzero(top_two[:, 1] - top_two[:, 0] <= 2 * tolerance.max(axis=1)))
 
 
-def softmax_mlp_tolerances(X: np.ndarray, Y: np.ndarray, layers, activation: str, dtype=np.float32) -> dict:
+def softmax_mlp_tolerances(X: np.ndarray, Y: np.ndarray, layers, activation: str, dtype=np.float32,
+                            output_roundings: int = 0) -> dict:
     """Bounds on two evaluations (any kernels) of a softmax cross-entropy MLP: forward, loss and gradients.
 
     ``layers`` are ``(W, b)`` with ``W`` of shape ``(in, out)`` (``z = a @ W + b``),
@@ -71,6 +72,10 @@ def softmax_mlp_tolerances(X: np.ndarray, Y: np.ndarray, layers, activation: str
     roundings (one ulp), and softmax, computed as ``exp(z - max) / sum``, adds
     ``D + 5`` roundings relative to its outputs, amplified by the shifted
     logits ``|z - max|`` the exponent rounds, plus twice the logits' own bound.
+
+    A loss computed unfused (sigmoid, then BCE on the probability: its gradient
+    passes through ``1 / (p (1 - p))`` and back) rounds the output gradient
+    ``output_roundings`` more times, relative to it.
 
     Returns ``logits``, ``probs`` and per-row ``loss`` bounds (arrays like them),
     the batch-mean ``mean_loss`` bound, and ``grads``: ``(W, b)`` bounds per layer.
@@ -107,7 +112,7 @@ def softmax_mlp_tolerances(X: np.ndarray, Y: np.ndarray, layers, activation: str
     tol_loss = relative[:, 0] + sum_tolerance(2, loss, dtype)
     mean_loss = float(tol_loss.mean() + sum_tolerance(n + 1, loss.mean(), dtype))
     g = (probs - Y) / n
-    tol_g = tol_probs / n + sum_tolerance(2, (probs + Y) / n, dtype)
+    tol_g = tol_probs / n + sum_tolerance(2, (probs + Y) / n, dtype) + sum_tolerance(output_roundings, np.abs(g), dtype)
     grads = []
     for k in reversed(range(len(layers))):
         W, _ = layers[k]
