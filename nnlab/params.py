@@ -293,9 +293,11 @@ def train_settings(params: Section) -> TrainSettings:
     between machines with different core counts (results rounded to 6 digits
     mostly agree; weights.pt and dvc.lock's hashes do not). Set ``threads: 1``
     for the same bytes on every machine. Each run is still deterministic at a
-    given count. With DVC's queue running N experiments at once, use at most
-    cores / N threads each: two runs of two threads on two cores were 2.5 times
-    slower than two of one.
+    given count. Threads only pay on cores that are free: with DVC's queue
+    running N experiments at once, use at most cores / N threads each (two runs
+    of two threads on two cores were 2.5 times slower than two of one), and on
+    a 2-core machine busy with other work one CNN epoch took 3 to 6 times
+    longer on two threads than on one (on an idle one, two gained 0 to 20 %).
     """
     train = params.section("train")
     device = train.str("device")
