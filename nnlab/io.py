@@ -163,6 +163,30 @@ def _csv_text(rows: Any) -> str:
     return frame.to_csv(index=False, float_format=f"%.{SIGNIFICANT_DIGITS}g", na_rep="")
 
 
+def replace_file(path: str | Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` at once, for a file rewritten while a stage runs (a training
+    checkpoint; a stage's results go through :class:`StageOutputs`).
+
+    The bytes go to a temporary sibling, are flushed to the disk (a preempted machine may lose what the
+    kernel had not written) and renamed over ``path``, so a kill leaves the old file or the new one.
+    """
+    final = Path(path)
+    with _writing(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(final)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{final.suffix}", dir=final.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            _give_ordinary_permissions(Path(tmp))
+            os.replace(tmp, final)
+        except BaseException:
+            _remove(Path(tmp))
+            raise
+
+
 class StageOutputs:
     """All-or-nothing publication of a stage's output files and folders (see module docstring)."""
 

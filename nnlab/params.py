@@ -15,6 +15,7 @@ file, the dotted key and the offending value, e.g.
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -263,21 +264,52 @@ def _check_range(section: Section, key: str, value, lo, hi) -> None:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """The shared ``train`` section."""
+    """The shared ``train`` section; ``threads`` is a count, ``auto`` already resolved."""
 
     lr: float
     seed: int
     device: str
+    threads: int
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or ``taskset``'s limit, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def train_settings(params: Section) -> TrainSettings:
-    """The whole ``train`` section, every key checked (a typo such as ``lrr`` is refused)."""
+    """The whole ``train`` section, every key checked (a typo such as ``lrr`` is refused).
+
+    ``threads`` (optional, default ``auto``): torch's thread count for a stage that
+    trains one network at a time; ``auto`` is every core this process may use
+    (:func:`usable_cores`). Stages that train several networks side by side
+    (``imdb_study`` with ``n_jobs`` > 1) give each one thread instead.
+
+    What it changes: more threads split oneDNN's convolutions and BLAS's matrix
+    products into parts summed in another order, so the last digits of weights,
+    losses and metrics differ between thread counts, and so, with ``auto``,
+    between machines with different core counts (results rounded to 6 digits
+    mostly agree; weights.pt and dvc.lock's hashes do not). Set ``threads: 1``
+    for the same bytes on every machine. Each run is still deterministic at a
+    given count. Threads only pay on cores that are free: with DVC's queue
+    running N experiments at once, use at most cores / N threads each (two runs
+    of two threads on two cores were 2.5 times slower than two of one), and on
+    a 2-core machine busy with other work one CNN epoch took 3 to 6 times
+    longer on two threads than on one (on an idle one, two gained 0 to 20 %).
+    """
     train = params.section("train")
     device = train.str("device")
     if not DEVICE_PATTERN.fullmatch(device):
         raise train.fail("device", device, "must be auto, cpu, cuda or cuda:N")
+    threads = train._raw("threads", "auto")
+    if threads != "auto":
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise train.fail("threads", threads, "must be auto or an integer >= 1")
     settings = TrainSettings(lr=train.float("lr", positive=True),
-                             seed=train.int("seed", min=0, max=2**32 - 1), device=device)
+                             seed=train.int("seed", min=0, max=2**32 - 1), device=device,
+                             threads=usable_cores() if threads == "auto" else threads)
     train.check_all_used()
     return settings
 

@@ -50,12 +50,10 @@ class ArrayDataset(Dataset):
         return torch.from_numpy(x), torch.from_numpy(self.labels[rows])
 
 
-def batch_loader(dataset: ArrayDataset, batch_size: int, *, shuffle: bool, seed: int = 0) -> DataLoader:
-    """Batches of ``batch_size``; with ``shuffle`` a new seeded permutation every epoch."""
-    if shuffle:
-        order = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-    else:
-        order = SequentialSampler(dataset)
+def batch_loader(dataset: ArrayDataset, batch_size: int, *, shuffle: bool,
+                 generator: torch.Generator | None = None) -> DataLoader:
+    """Batches of ``batch_size``; with ``shuffle`` a new permutation every epoch, drawn from ``generator``."""
+    order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
     return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None)
 
 
@@ -97,15 +95,16 @@ def evaluate(model: nn.Module, dataset: ArrayDataset, device: torch.device) -> t
 def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, *, epochs: int,
                      batch_size: int, lr: float, device: torch.device, seed: int, n_classes: int,
                      class_weight: str = "none", max_loss: float = math.inf,
-                     desc: str = "train", threads: int = 1) -> TrainResult:
+                     desc: str = "train", threads: int = 1, checkpoint=None) -> TrainResult:
     """SGD on shuffled mini-batches; after each epoch, record the train loss and accuracy (running
     means over the epoch's batches, as the weights moved) and the test loss and accuracy.
 
-    ``threads``: torch's thread count. One by default: batches of 5 to 100 small
-    slices leave a second thread mostly waiting (it gains 0 to 20 % on an idle
-    2-core machine), two runs at once on two threads each were 2.5 times
-    slower than on one, and one thread fixes the order of the float sums, so
-    the numbers do not depend on the machine's core count.
+    ``threads``: torch's thread count (stages pass ``train.threads``, see
+    :func:`nnlab.params.train_settings`). One by default: it fixes the order of
+    the float sums, so the numbers do not depend on the machine's core count.
+
+    ``checkpoint``: a :class:`nnlab.checkpoint.Checkpoint` to save the run to after
+    every epoch and to resume it from; the result is the same either way.
     """
     from nnlab.cli import Progress
 
@@ -115,10 +114,18 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     weights = class_weights(train.labels, n_classes, class_weight)
     loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device))
-    loader = batch_loader(train, batch_size, shuffle=True, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    loader = batch_loader(train, batch_size, shuffle=True, generator=generator)
     result = TrainResult(unit="epoch")
-    progress = Progress(epochs * len(loader), desc, unit="batch")
-    for epoch in range(1, epochs + 1):
+    if checkpoint is not None:
+        state = checkpoint.start(
+            model, optimizer, generator, data=(train.features, train.labels, test.features, test.labels),
+            options=dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, n_classes=n_classes,
+                         class_weight=class_weight, max_loss=max_loss, device=device, threads=threads),
+            fresh={"epoch": 0, "history": []})
+        result.history, result.trained = state["history"], state["epoch"]
+    progress = Progress((epochs - result.trained) * len(loader), desc, unit="batch")
+    for epoch in range(result.trained + 1, epochs + 1):
         model.train()
         seen, loss_sum, correct = 0, 0.0, 0
         for x, y in loader:
@@ -147,6 +154,8 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
                   "test_loss": test_loss, "test_accuracy": float(np.mean(test_pred == test.labels))}
         result.history.append({"epoch": epoch, **scores})
         result.trained = epoch
+        if checkpoint is not None:
+            checkpoint.save(model, optimizer, generator, epoch=epoch, history=result.history)
         progress.report(f"epoch {epoch}/{epochs}", **scores)
     progress.close()
     return result

@@ -2,7 +2,8 @@
 
 Reads data/imdb/tfidf/ and params `imdb_study` (each variant overrides some of
 `imdb_train`'s values: lr, activation, batch_size, init), `imdb_train` and
-`train`; trains every variant, `n_jobs` at a time; writes
+`train`; trains every variant, `n_jobs` at a time (on one thread each when
+several run at once, else on `train.threads`); writes
 metrics/imdb_study.json (train and test metrics per variant),
 plots/imdb_study/table.csv (one row per variant: settings, test accuracy and
 F1, the report's test accuracy, seconds), history.csv (train loss per epoch
@@ -40,11 +41,12 @@ def variant(base: ClassifierConfig, cfg: Section) -> tuple[ClassifierConfig, flo
     return config, report
 
 
-def train_variant(name: str, config: ClassifierConfig, data, source: str, run_seed: int, device) -> dict:
+def train_variant(name: str, config: ClassifierConfig, data, source: str, run_seed: int, device,
+                  threads: int) -> dict:
     X_train, y_train, X_test, y_test = data
     started = time.perf_counter()
     training = train_classifier(X_train, y_train, X_test, y_test, config, seed=run_seed, device=device,
-                                desc=name, log=lambda line: print(f"{name} {line}"))
+                                desc=name, log=lambda line: print(f"{name} {line}"), threads=threads)
     metrics, _ = run_metrics(training, source, X_train, y_train, X_test, y_test, device)
     return {"metrics": metrics, "history": training.result.history, "seconds": time.perf_counter() - started}
 
@@ -63,7 +65,10 @@ def main(argv=None) -> None:
     variants = {name: variant(base, variants_cfg.section(name)) for name in variants_cfg.keys()}
     variants_cfg.check_all_used()
     cfg.check_all_used()
-    device = torch_device(train_settings(params).device)
+    settings = train_settings(params)
+    device = torch_device(settings.device)
+    # Variants trained side by side would only fight over the cores with more than one thread each.
+    threads = settings.threads if n_jobs == 1 else 1
     run_seed = seed(params)
     source = params.section("data").section("imdb").str("source", choices=imdb.SOURCES)
 
@@ -74,7 +79,8 @@ def main(argv=None) -> None:
         if "batch_size" in variants_cfg.section(name).keys():
             variants_cfg.section(name).batch_size("batch_size", n_train, allow_full=False)
     runs = Parallel(n_jobs=n_jobs)(
-        delayed(train_variant)(name, config, data, source, run_seed, device) for name, (config, _) in variants.items())
+        delayed(train_variant)(name, config, data, source, run_seed, device, threads)
+        for name, (config, _) in variants.items())
     results = dict(zip(variants, runs))
 
     table = []

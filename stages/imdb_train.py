@@ -5,9 +5,15 @@ Reads data/imdb/tfidf/ and params `imdb_train`, `train` (lr, seed, device) and
 net), plots/imdb_train/history.csv (train and test loss and accuracy per epoch)
 and running_loss.csv (every `log_every` mini-batches, as the report printed).
 Stage `imdb_evaluate` scores the saved model.
+
+checkpoints/imdb_train.pt holds the run after its last completed epoch: a run
+killed or interrupted resumes from it when rerun with the same params and data
+(nnlab/checkpoint.py). dvc.yaml declares it `persist: true`, so DVC keeps it
+for the rerun.
 """
 from __future__ import annotations
 
+from nnlab.checkpoint import Checkpoint
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import imdb
 from nnlab.io import StageOutputs
@@ -18,6 +24,7 @@ from nnlab.stage_config import classifier_config
 
 FEATURES = "data/imdb/tfidf"
 MODEL = "models/imdb_train"
+CHECKPOINT = "checkpoints/imdb_train.pt"
 PLOTS = "plots/imdb_train"
 
 
@@ -28,12 +35,14 @@ def main(argv=None) -> None:
     config = classifier_config(params, cfg)
     cfg.check_all_used()
     source = params.section("data").section("imdb").str("source", choices=imdb.SOURCES)
-    device = torch_device(train_settings(params).device)
+    settings = train_settings(params)
+    device = torch_device(settings.device)
 
     X_train, y_train, X_test, y_test = imdb.load_features(FEATURES)
     cfg.batch_size("batch_size", X_train.shape[0], allow_full=False)
     training = sentiment.train_classifier(X_train, y_train, X_test, y_test, config, seed=seed(params),
-                                          device=device)
+                                          device=device, threads=settings.threads,
+                                          checkpoint=Checkpoint(CHECKPOINT))
     with StageOutputs() as out:
         sentiment.save_model(out.directory(MODEL), training, config, n_features=X_train.shape[1], source=source)
         out.csv(f"{PLOTS}/history.csv", training.result.history

@@ -5,6 +5,11 @@ simple_nn1, simple_nn2, cnn1, cnn_improved. Reads data/mri/normalized/ and
 params `mri_<name>` and `train`. Writes models/mri_<name>/ (the weights and
 what rebuilds the network) and plots/mri_<name>/history.csv (train and test
 loss and accuracy per epoch). Stage `mri_evaluate@<name>` scores the model.
+
+checkpoints/mri_<name>.pt holds the run after its last completed epoch: a run
+killed or interrupted resumes from it when rerun with the same params and data
+(nnlab/checkpoint.py). dvc.yaml declares it `persist: true`, so DVC keeps it
+for the rerun.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import sys
 
 import pandas as pd
 
+from nnlab.checkpoint import Checkpoint
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import mri
 from nnlab.io import StageOutputs
@@ -35,13 +41,15 @@ def main(argv=None) -> None:
                    class_weight=cfg.str("class_weight", choices=CLASS_WEIGHTS),
                    max_loss=cfg.float("max_loss", positive=True))
     cfg.check_all_used()
-    device = torch_device(train_settings(params).device)
+    settings = train_settings(params)
+    device = torch_device(settings.device)
     # Parameters are checked before the data are read, so a typo is never reported as missing data.
     train, test, info = mri.normalized_datasets(DATA_DIR)
     cfg.batch_size("batch_size", len(train), allow_full=False)
 
-    model, result = mri_nets.fit(args.model, train, test, seed=seed(params), device=device, **options)
     name = f"mri_{args.model}"
+    model, result = mri_nets.fit(args.model, train, test, seed=seed(params), device=device, threads=settings.threads,
+                                 checkpoint=Checkpoint(f"checkpoints/{name}.pt"), **options)
     with StageOutputs() as out:
         mri_nets.save_model(out.directory(f"models/{name}"), model, args.model,
                             input_shape=tuple(train.features.shape[1:]), class_names=info["class_names"],

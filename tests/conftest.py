@@ -53,13 +53,13 @@ def venv_env() -> dict:
     return env
 
 
-def run_stage(stage: str, params: dict, cwd: Path, **options) -> subprocess.CompletedProcess:
-    """Run ``python -m stages.<stage> --params <tmp>`` in ``cwd`` with ``params`` written out;
+def run_stage(stage: str, params: dict, cwd: Path, *, args: list[str] = (), **options) -> subprocess.CompletedProcess:
+    """Run ``python -m stages.<stage> [args] --params <tmp>`` in ``cwd`` with ``params`` written out;
     ``options`` go to subprocess.run (e.g. preexec_fn)."""
     params_file = cwd / "params.test.yaml"
     params_file.write_text(yaml.safe_dump(params))
     return subprocess.run(
-        [sys.executable, "-m", f"stages.{stage}", "--params", str(params_file)],
+        [sys.executable, "-m", f"stages.{stage}", *args, "--params", str(params_file)],
         cwd=cwd, env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
         **options,
     )

@@ -2,12 +2,13 @@
 import pytest
 
 from nnlab.errors import ParamError
+import os
 import re
 
 import yaml
 
 from conftest import ROOT
-from nnlab.params import SECTIONS, Section, learning_rate, load_params
+from nnlab.params import SECTIONS, Section, learning_rate, load_params, train_settings
 
 
 def section(**data) -> Section:
@@ -94,10 +95,13 @@ def write_params(tmp_path, **changes):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("train.lrr", 0.1, "params.yaml: unknown key train.lrr (this section takes: device, lr, seed)"),
+    ("train.lrr", 0.1, "params.yaml: unknown key train.lrr (this section takes: device, lr, seed, threads)"),
     ("train.lr", "abc", "params.yaml: train.lr = 'abc': must be a number"),
     ("train.seed", -1, "params.yaml: train.seed = -1: must be >= 0"),
     ("train.device", "gpu", "params.yaml: train.device = 'gpu': must be auto, cpu, cuda or cuda:N"),
+    ("train.threads", 0, "params.yaml: train.threads = 0: must be auto or an integer >= 1"),
+    ("train.threads", "all", "params.yaml: train.threads = 'all': must be auto or an integer >= 1"),
+    ("train.threads", 2.5, "params.yaml: train.threads = 2.5: must be auto or an integer >= 1"),
     ("mlp_mons", {"steps": 1}, "params.yaml: unknown section mlp_mons (sections: batch_study,"),
 ])
 def test_every_stage_refuses_a_bad_train_key_or_an_unknown_section(tmp_path, key, value, message):
@@ -109,6 +113,12 @@ def test_every_stage_refuses_a_bad_train_key_or_an_unknown_section(tmp_path, key
 @pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:3"])
 def test_devices_accepted_by_params(tmp_path, device):
     load_params(write_params(tmp_path, **{"train.device": device}))
+
+
+def test_threads_auto_is_every_usable_core_and_a_count_is_kept(tmp_path):
+    assert train_settings(load_params(write_params(tmp_path, **{"train.threads": "auto"}))).threads == \
+        len(os.sched_getaffinity(0))
+    assert train_settings(load_params(write_params(tmp_path, **{"train.threads": 3}))).threads == 3
 
 
 def test_known_sections_are_those_dvc_yaml_reads():

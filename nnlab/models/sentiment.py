@@ -163,13 +163,17 @@ def loss_and_accuracy(model: nn.Module, X: sp.csr_matrix, y: np.ndarray, device)
 
 def train_classifier(X_train: sp.csr_matrix, y_train: np.ndarray, X_test: sp.csr_matrix,
                      y_test: np.ndarray, config: ClassifierConfig, *, seed: int, device,
-                     desc: str = "imdb_train", log=print, threads: int = 1) -> Training:
+                     desc: str = "imdb_train", log=print, threads: int = 1, checkpoint=None) -> Training:
     """SGD on BCE, scoring both splits after every epoch; stops at the first non-finite loss
     and marks the run diverged at that epoch.
 
-    ``threads``: torch's thread count. One by default: batches of 16 sparse rows
-    are too little work to share, the study trains several variants at once, and
-    one thread makes the numbers independent of the machine's core count.
+    ``threads``: torch's thread count (stages pass ``train.threads``, see
+    :func:`nnlab.params.train_settings`). One by default: batches of 16 sparse
+    rows are too little work to share, and one thread makes the numbers
+    independent of the machine's core count.
+
+    ``checkpoint``: a :class:`nnlab.checkpoint.Checkpoint` to save the run to after
+    every epoch and to resume it from; the result is the same either way.
     """
     from nnlab.runtime import seed_torch
 
@@ -182,8 +186,18 @@ def train_classifier(X_train: sp.csr_matrix, y_train: np.ndarray, X_test: sp.csr
     result, running_loss = TrainResult(unit="epoch"), []
     loader = batches(X_train, y_train, config.batch_size, shuffle=True, generator=generator)
     step = 0
-    progress = Progress(config.epochs * len(loader), desc, unit="batch")
-    for epoch in range(1, config.epochs + 1):
+    if checkpoint is not None:
+        state = checkpoint.start(
+            model, optimizer, generator,
+            data=(X_train.indptr, X_train.indices, X_train.data, y_train,
+                  X_test.indptr, X_test.indices, X_test.data, y_test),
+            options=dict(config=dataclasses.asdict(config), n_features=X_train.shape[1], seed=seed, device=device,
+                         threads=threads),
+            fresh={"epoch": 0, "history": [], "running_loss": [], "step": 0})
+        result.history, result.trained = state["history"], state["epoch"]
+        running_loss, step = state["running_loss"], state["step"]
+    progress = Progress((config.epochs - result.trained) * len(loader), desc, unit="batch")
+    for epoch in range(result.trained + 1, config.epochs + 1):
         model.train()
         window_loss, window = 0.0, 0
         for i, (xb, yb) in enumerate(loader, start=1):
@@ -211,6 +225,9 @@ def train_classifier(X_train: sp.csr_matrix, y_train: np.ndarray, X_test: sp.csr
         result.history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
                                "test_loss": test_loss, "test_accuracy": test_accuracy})
         result.trained = epoch
+        if checkpoint is not None:
+            checkpoint.save(model, optimizer, generator, epoch=epoch, history=result.history,
+                       running_loss=running_loss, step=step)
         progress.report(f"epoch {epoch}/{config.epochs}", train_loss=train_loss, train_accuracy=train_accuracy,
                         test_loss=test_loss, test_accuracy=test_accuracy)
     progress.close()
