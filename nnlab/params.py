@@ -282,7 +282,7 @@ def usable_cores() -> int:
 def train_settings(params: Section) -> TrainSettings:
     """The whole ``train`` section, every key checked (a typo such as ``lrr`` is refused).
 
-    ``threads`` (optional, default ``auto``): torch's thread count for a stage that
+    ``threads`` (optional, default 1, as params.yaml sets it): torch's thread count for a stage that
     trains one network at a time; ``auto`` is every core this process may use
     (:func:`usable_cores`). Stages that train several networks side by side
     (``imdb_study`` with ``n_jobs`` > 1) give each one thread instead.
@@ -303,7 +303,7 @@ def train_settings(params: Section) -> TrainSettings:
     device = train.str("device")
     if not DEVICE_PATTERN.fullmatch(device):
         raise train.fail("device", device, "must be auto, cpu, cuda or cuda:N")
-    threads = train._raw("threads", "auto")
+    threads = train._raw("threads", 1)
     if threads != "auto":
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise train.fail("threads", threads, "must be auto or an integer >= 1")
