@@ -50,8 +50,8 @@ def main(argv=None) -> None:
     model = cfg.str("model", choices=sorted(mri_nets.MODELS))
     settings = run_settings(args.study, params, cfg)
     cfg.check_all_used()
-    settings = train_settings(params)
-    device = torch_device(settings.device)
+    training = train_settings(params)
+    device = torch_device(training.device)
     # Parameters are checked before the data are read, so a typo is never reported as missing data.
     train, test, info = mri.normalized_datasets(DATA_DIR)
     largest = max(options["batch_size"] for options in settings.values())
@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     for label, options in settings.items():
         started = time.perf_counter()
         net, result = mri_nets.fit(model, train, test, seed=seed(params), device=device, desc=f"{model} {label}",
-                                   threads=settings.threads, **options)
+                                   threads=training.threads, **options)
         metrics, _ = run_metrics(net, result, train, test, info["class_names"], device, info["source"])
         runs[label] = metrics
         table.append({"run": label, "model": model, "lr": options["lr"], "batch_size": options["batch_size"],
