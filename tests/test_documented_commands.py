@@ -41,7 +41,9 @@ import pytest
 import yaml
 
 from conftest import ROOT, SHARED_DATA, venv_env
-from pipeline_repo import GIT_ENV, clone_workspace
+
+pytest.register_assert_rewrite("pipeline_repo")
+from pipeline_repo import GIT_ENV, clone_workspace  # noqa: E402
 
 pytest_plugins = ["pipeline_repo"]
 
