@@ -1,0 +1,315 @@
+"""Every command the README and docs/ show runs.
+
+The ``dvc …``, ``make …`` and ``python -m …`` commands of every fenced ``sh`` block
+of README.md and docs/**/*.md (comments stripped, ``&&`` chains split) run once each,
+in the order the documents first give them, in a throw-away clone of the tiny-params
+baseline (tests/pipeline_repo.py). What is long, or what another test already runs,
+gets a cheap equivalent (``check_for``), so that this file stays near 40 s of the
+suite's 5-minute budget on 2 cores:
+
+- ``make X`` → ``make -n X`` (``make repro`` must then show ``dvc repro``, which runs
+  as documented: nothing to do in the reproduced clone);
+- ``dvc exp run``: the README's one-stage example runs on the tiny params, named so that
+  it is the experiment ``<exp>`` stands for; every other one gets the static check
+  (``--dry`` is no cheaper: DVC 3.67 runs a dry experiment in a temporary copy without
+  the cached data, where it fails); ``--queue``/``--run-all`` and ``dvc queue …``
+  run in tests/test_dvc_sharing.py;
+- ``dvc repro -f``/``--force``: the static check (forced reruns: tests/test_faults.py);
+- the variants in ``PROVEN``, run by other tests or by a twin here: the static check;
+- a command marked ``# needs: network`` or ``# needs: your data``: the static check;
+- ``python -m bench.run`` (minutes) → ``--help``.
+
+The static check is what DVC checks before it runs anything: its own argument parser,
+the ``-S`` overrides through its hydra sweep parser (and a sweep only with ``--queue``),
+every overridden key present in params.yaml, and every target a stage of dvc.yaml.
+Placeholders get real values: ``<exp>``/``<branch>`` the experiment and a branch made
+here, ``path/to/slice.jpg`` a Kaggle slice from ../shared/data at the size the
+baseline's MRI models take (skipped when absent), ``digit.png`` a test digit.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, SHARED_DATA, venv_env
+
+pytest.register_assert_rewrite("pipeline_repo")
+from pipeline_repo import GIT_ENV, clone_workspace  # noqa: E402
+
+pytest_plugins = ["pipeline_repo"]
+
+README_MAX_LINES = 250
+PREFIXES = ("dvc ", "make ", "python -m ")
+EXPERIMENT = "docs-exp"
+BRANCH = "docs-branch"
+#: Commands that reach a remote or download something must say so in the docs.
+NETWORK = re.compile(r"^dvc (push|pull|fetch)\b|^dvc exp (push|pull|list) \S|source=download"
+                     r"|^dvc remote add .*(s3|gs|azure|ssh|https?)://")
+
+
+@dataclass(frozen=True)
+class Command:
+    source: str      # file:line
+    text: str
+    needs: str       # "" or what the docs say it needs: "network", "your data"
+
+
+#: Variants whose run other tests prove, or a twin of a command run here: the static check
+#: suffices (prefixes of the documented text, with the test that runs them).
+PROVEN = {
+    "dvc metrics diff HEAD": "the plain `dvc metrics diff` here; tests/test_pipeline_e2e.py",
+    "dvc exp show --only-changed --sort-by": "the README's sort key runs here",
+    "dvc exp show --only-changed --md": "tests/test_pipeline_e2e.py (dvc exp show)",
+    "dvc exp show --keep": "tests/test_pipeline_e2e.py (dvc exp show)",
+    "dvc plots diff --out": "`dvc plots diff main <exp>` here; tests/test_plots_page.py",
+    "dvc queue ": "tests/test_dvc_sharing.py (run_queue, queue logs, queue stop)",
+    "dvc exp apply": "tests/test_artifacts.py (exp apply brings back the model)",
+}
+SORT_EXAMPLE = "dvc exp show --only-changed --sort-by metrics/imdb_train.json:test.accuracy"
+
+
+def documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def strip_comment(line: str) -> tuple[str, str]:
+    """(the command, its comment): the first ``#`` outside quotes that starts a word."""
+    quote = ""
+    for i, char in enumerate(line):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip(), line[i + 1:].strip()
+    return line.rstrip(), ""
+
+
+def documented_commands() -> list[Command]:
+    commands = []
+    for path in documents():
+        in_sh = False
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            stripped = line.strip()
+            if stripped.startswith("```"):
+                in_sh = not in_sh and stripped[3:].strip() == "sh"
+                continue
+            if not in_sh:
+                continue
+            text, comment = strip_comment(stripped)
+            match = re.search(r"needs: ([a-z ]+?)(?:\s*[;(,]|$)", comment)
+            for part in text.split("&&"):
+                part = part.strip()
+                if part.startswith(PREFIXES) or part in ("dvc", "make"):
+                    commands.append(Command(f"{path.relative_to(ROOT)}:{number}", part,
+                                            match.group(1).strip() if match else ""))
+    return commands
+
+
+def stage_names(repo: Path) -> set[str]:
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    names = set()
+    for name, stage in stages.items():
+        items = stage.get("foreach")
+        names.update(f"{name}@{item}" for item in items) if items else names.add(name)
+    return names
+
+
+def has_key(params: dict, dotted: str) -> bool:
+    node = params
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def static_problems(argv: list[str], repo: Path) -> list[str]:
+    """What DVC would refuse in ``dvc <argv>`` before running anything."""
+    from dvc.cli import parse_args
+    from dvc.utils.hydra import get_hydra_sweeps
+
+    if ">" in argv:   # a shell redirection is not DVC's
+        argv = argv[:argv.index(">")]
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
+            args = parse_args(argv)
+    except (SystemExit, Exception) as exc:  # noqa: BLE001 - DvcParserError or argparse's exit
+        return [f"dvc's argument parser refused it ({type(exc).__name__}): {said.getvalue()[-500:]}"]
+    problems = []
+    overrides = getattr(args, "set_param", None) or []
+    if overrides:
+        try:
+            sweeps = get_hydra_sweeps({"params.yaml": overrides})
+        except Exception as exc:  # noqa: BLE001 - any refusal is the finding
+            problems.append(f"-S overrides refused: {exc}")
+        else:
+            if len(sweeps) > 1 and not getattr(args, "queue", False):   # as dvc/repo/experiments/run.py
+                problems.append("Sweep overrides can't be used without `--queue`")
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        for override in overrides:
+            key = override.split("=", 1)[0].lstrip("+~")
+            if not has_key(params, key):
+                problems.append(f"-S {key}: no such key in params.yaml")
+    if argv[:2] == ["exp", "run"]:
+        stages = stage_names(repo)
+        problems += [f"{target}: no such stage" for target in args.targets or [] if target not in stages]
+    return problems
+
+
+def run(command: str, repo: Path, timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", command], cwd=repo, env={**venv_env(), **GIT_ENV},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def after(text: str, prefix: str, *extra: str) -> str:
+    """``text`` with ``extra`` inserted after its leading ``prefix``."""
+    assert text.startswith(prefix), (text, prefix)
+    return " ".join([prefix, *extra]) + text[len(prefix):]
+
+
+def check_for(command: Command, text: str, state: dict) -> tuple[str, str | list[str]]:
+    """How a documented command (placeholders filled in) is checked: ("run", shell line) or
+    ("static", argv) for the static check of ``dvc argv``."""
+    words = shlex.split(text)
+    if words[0] == "make":
+        return "run", after(text, "make", "-n")
+    if words[:3] == ["python", "-m", "bench.run"]:
+        return "run", "python -m bench.run --help"
+    if words[0] != "dvc":
+        return "run", text
+    argv = words[1:]
+    if argv[:2] == ["exp", "run"]:
+        queue = "--queue" in argv
+        if queue or "--run-all" in argv:   # tests/test_dvc_sharing.py runs the queue
+            return "static", argv
+        if (not command.needs and not state.get("experiment") and "-S" in argv
+                and argv[-1] in stage_names(state["repo"])):
+            state["experiment"] = True
+            return "run", after(text, "dvc exp run", "-n", EXPERIMENT)
+        return "static", argv
+    if command.needs or (text != SORT_EXAMPLE and text.startswith(tuple(PROVEN))) \
+            or text in ("dvc exp show", "dvc exp show --only-changed"):
+        return "static", argv
+    if argv[0] == "repro" and {"-f", "--force"} & set(argv):
+        return "static", argv
+    return "run", text
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+def real_slice(repo: Path, dest: Path) -> Path | None:
+    """A Kaggle slice from ../shared/data at the size the clone's MRI models take, or None."""
+    from PIL import Image
+
+    from nnlab import images
+
+    folder = SHARED_DATA / "alzheimer" / "Alzheimer_s Dataset" / "test" / "NonDemented"
+    found = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
+    if not found:
+        return None
+    _, scaling = images.load_pixel_scaler(repo / "models" / "mri_scaler")
+    with Image.open(found[0]) as image:
+        image.convert("L").resize((scaling["width"], scaling["height"])).save(dest)
+    return dest
+
+
+def test_readme_is_a_front_door():
+    lines = (ROOT / "README.md").read_text().count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines, at most {README_MAX_LINES}"
+
+
+def test_commands_are_found_and_network_ones_are_marked():
+    commands = documented_commands()
+    texts = [command.text for command in commands]
+    assert "make repro" in texts and "make test" in texts, "the README's two commands are gone"
+    assert len(commands) >= 30, texts
+    unmarked = [f"{c.source}: {c.text}" for c in commands if NETWORK.search(c.text) and c.needs != "network"]
+    assert not unmarked, "mark these `# needs: network`:\n" + "\n".join(unmarked)
+
+
+def test_linked_figures_are_pipeline_outputs(baseline):
+    """Every image the docs show is a file the pipeline writes (present after the baseline's repro)."""
+    missing = []
+    for path in documents():
+        for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", path.read_text()):
+            resolved = (path.parent / target).resolve().relative_to(ROOT)
+            if not (baseline.path / resolved).is_file():
+                missing.append(f"{path.relative_to(ROOT)}: {target}")
+    assert not missing, "\n".join(missing)
+
+
+def test_documented_commands_run(baseline, tmp_path):
+    repo = clone_workspace(baseline.path, tmp_path / "repo")
+    template = ROOT / ".dvc" / "plots_template.html"
+    if template.is_file():   # what `make venv` builds; the clone has no venv of its own
+        (repo / ".dvc" / "plots_template.html").write_bytes(template.read_bytes())
+    else:
+        assert run("python -m nnlab.plots_page", repo).returncode == 0
+
+    from PIL import Image
+    import numpy as np
+
+    with np.load(repo / "data" / "mnist" / "raw.npz") as raw:
+        Image.fromarray(raw["images_test"][0]).save(repo / "digit.png")
+    slice_path = real_slice(repo, tmp_path / "slice.jpg")
+    values = {"<exp>": EXPERIMENT, "<branch>": BRANCH, "/tmp/compare": str(tmp_path / "compare"),
+              "digit.png": str(repo / "digit.png")}
+    if slice_path:
+        values["path/to/slice.jpg"] = str(slice_path)
+
+    ordered, seen = [], set()
+    for command in documented_commands():   # each command once, where the docs first give it
+        if command.text not in seen:
+            seen.add(command.text)
+            ordered.append(command)
+    # Removing the experiment comes last, after every command that names it.
+    ordered.sort(key=lambda c: c.text.startswith("dvc exp remove "))
+
+    state = {"repo": repo}
+    failures, report, skipped = [], [], []
+    for command in ordered:
+        if "path/to/slice.jpg" in command.text and not slice_path:
+            skipped.append(command.text)
+            continue
+        if "<name>" in command.text:
+            values["<name>"] = "queued-run"   # only ever checked statically
+        how, line = check_for(command, substitute(command.text, values), state)
+        start = time.monotonic()
+        if how == "static":
+            argv = line
+            problems = static_problems(argv, repo)
+            line = "static check"
+            if problems:
+                failures.append(f"{command.source}: {command.text}\n  ({line})\n  " + "\n  ".join(problems))
+        else:
+            result = run(line, repo)
+            if result.returncode:
+                failures.append(f"{command.source}: {command.text}\n  ran: {line}\n  exit {result.returncode}\n"
+                                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            if f"-n {EXPERIMENT}" in line and not result.returncode:
+                hidden = yaml.safe_load((repo / "params.yaml").read_text())["mlp_moons"]["hidden_units"]
+                if "hidden_units" in line and hidden != "64,32":
+                    failures.append(f"{command.source}: {command.text}\n  set hidden_units to {hidden!r}")
+            if line == "make -n repro" and "dvc repro" not in result.stdout:
+                failures.append(f"{command.source}: make repro would not run `dvc repro`:\n{result.stdout}")
+            if line == "dvc repro" and not re.search(r"up to date|didn't change", result.stdout):
+                failures.append(f"{command.source}: dvc repro in the reproduced clone ran stages:\n{result.stdout}")
+        report.append(f"{time.monotonic() - start:5.1f}s  {command.text}  ->  {line}")
+    print("\n".join(report + [f"skipped (no ../shared/data): {s}" for s in skipped]))
+
+    assert not failures, f"{len(failures)} documented command(s) failed:\n\n" + "\n\n".join(failures)
