@@ -83,7 +83,7 @@ def main(argv=None) -> None:
 
     counts = {split: {"negative": int((y == 0).sum()), "positive": int((y == 1).sum())}
               for split, y in labels.items()}
-    metrics = {**{split: {"reviews": len(labels[split]), **counts[split]} for split in counts},
+    metrics = {"source": source, **{split: {"reviews": len(labels[split]), **counts[split]} for split in counts},
                "features": {"n_features": len(vocabulary), **feature_range_check(X_train, X_test)}}
     if not metrics["features"]["in_unit_interval"]:
         raise DataError(f"TF-IDF features outside [0, 1]: {metrics['features']}")

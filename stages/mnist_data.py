@@ -25,8 +25,9 @@ def main(argv=None) -> None:
                 "test_fraction": cfg.float("test_fraction", min=0.01, max=0.99), "seed": cfg.int("seed", min=0)}
     cfg.check_all_used()
     split = mnist.load(source, **settings)
-    metrics = {name: {"samples": len(labels), "per_class": np.bincount(labels, minlength=mnist.N_CLASSES)}
-               for name, labels in (("train", split.labels_train), ("test", split.labels_test))}
+    metrics = {"source": source, **{
+        name: {"samples": len(labels), "per_class": np.bincount(labels, minlength=mnist.N_CLASSES)}
+        for name, labels in (("train", split.labels_train), ("test", split.labels_test))}}
     with StageOutputs() as out:
         out.npz(OUTPUT, **split.arrays())
         out.json(METRICS, metrics)

@@ -32,6 +32,7 @@ def main(argv=None) -> None:
     cfg.batch_sizes("batch_sizes", sys.maxsize)  # type and >= 1 now, before reading data; the bound below
     iterations, eval_every = cfg.int("iterations", min=1), cfg.int("eval_every", min=1)
     cfg.check_all_used()
+    source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
     data = mnist.load_normalized(INPUT)
     batch_sizes = cfg.batch_sizes("batch_sizes", len(data.labels_train))
     runs = linear.lr_batch_grid(data, lrs=lrs, batch_sizes=batch_sizes, iterations=iterations,
@@ -47,6 +48,7 @@ def main(argv=None) -> None:
                                                       for run in runs if run.settings["batch_size"] == batch}
                                    for batch in batch_sizes})
     metrics = {
+        "source": source,
         "runs": {f"lr_{row['lr']:g}_batch_{row['batch_size']}": {
             "test_accuracy": row["final_test_accuracy"], "best_test_accuracy": row["best_test_accuracy"],
             "diverged": row["diverged"]} for row in table},

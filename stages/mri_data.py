@@ -80,7 +80,7 @@ def main(argv=None) -> None:
             np.save(directory / f"{split}_images.npy", slices.images)
             np.save(directory / f"{split}_labels.npy", slices.labels)
         (directory / "info.json").write_text(dumps_json(info), encoding="utf-8")
-        out.json("metrics/mri_data.json", {**counts, "skipped": len(skipped), "empty_class_folders": empty_folders})
+        out.json("metrics/mri_data.json", {"source": source, **counts, "skipped": len(skipped), "empty_class_folders": empty_folders})
         out.csv(f"{PLOT_DIR}/skipped.csv", pd.DataFrame(skipped, columns=["file", "reason"]))
         out.figure(f"{PLOT_DIR}/examples.png", examples_figure(splits["train"], f"MRI train slices: {info['description']}"))
     print(f"mri_data: {info['description']}: {json.dumps(counts)}; skipped {len(skipped)} file(s)")
