@@ -27,7 +27,7 @@ def test_stages_end_to_end(baseline):
     assert (repo / "plots/mri_normalize/sample.png").stat().st_size > 0
     metrics = strict_json(repo / "metrics/mri_simple_nn2.json")
     assert set(metrics["test"]) == {"loss", "accuracy", "macro_f1", "recall"}
-    confusion = json.loads((repo / "plots/mri_simple_nn2/confusion_test.json").read_text())
+    confusion = json.loads((repo / "plots/mri_simple_nn2/confusion.json").read_text())
     assert len(confusion) == 40 and set(confusion[0]) == {"actual", "predicted"}
 
     # A diverged run is marked, with null values, in valid JSON (tests/tiny_params.yaml: lrs 0.01 and 10000).
