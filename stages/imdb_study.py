@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 from nnlab import plotting
 from nnlab.cli import run, stage_parser
@@ -20,15 +21,18 @@ from nnlab.datasets import imdb
 from nnlab.io import StageOutputs
 from nnlab.models.sentiment import ACTIVATIONS, INITS, ClassifierConfig, run_metrics, train_classifier
 from nnlab.params import Section, load_params, seed, train_settings
+from nnlab.report import load_references, report_figure
 from nnlab.runtime import torch_device
 from nnlab.stage_config import classifier_config
 
 FEATURES = "data/imdb/tfidf"
 PLOTS = "plots/imdb_study"
+METRICS = "metrics/imdb_study.json"
+REFERENCES = "references.yaml"   # the report's figure for each variant
 
 
-def variant(base: ClassifierConfig, cfg: Section) -> tuple[ClassifierConfig, float | None]:
-    """The base config with this variant's overrides, and the report's test accuracy."""
+def variant(base: ClassifierConfig, cfg: Section) -> ClassifierConfig:
+    """The base config with this variant's overrides."""
     config = dataclasses.replace(
         base,
         lr=cfg.float("lr", positive=True, default=base.lr),
@@ -36,9 +40,8 @@ def variant(base: ClassifierConfig, cfg: Section) -> tuple[ClassifierConfig, flo
         batch_size=cfg.int("batch_size", min=1, default=base.batch_size),
         init=cfg.str("init", choices=INITS, default=base.init),
     )
-    report = cfg.optional_float("report", min=0.0, max=1.0)
     cfg.check_all_used()
-    return config, report
+    return config
 
 
 def train_variant(name: str, config: ClassifierConfig, data, source: str, run_seed: int, device,
@@ -80,11 +83,13 @@ def main(argv=None) -> None:
             variants_cfg.section(name).batch_size("batch_size", n_train, allow_full=False)
     runs = Parallel(n_jobs=n_jobs)(
         delayed(train_variant)(name, config, data, source, run_seed, device, threads)
-        for name, (config, _) in variants.items())
+        for name, config in variants.items())
     results = dict(zip(variants, runs))
 
     table = []
-    for name, (config, report) in variants.items():
+    references = load_references(Path(REFERENCES))
+    for name, config in variants.items():
+        report = report_figure(references, [METRICS, name, "test", "accuracy"])
         test = results[name]["metrics"]["test"]
         table.append({"variant": name, "lr": config.lr, "activation": config.activation,
                       "batch_size": config.batch_size, "init": config.init,
@@ -104,7 +109,7 @@ def main(argv=None) -> None:
         title="IMDB classifier variants: train loss", xlabel="epoch", ylabel="BCE loss")
 
     with StageOutputs() as out:
-        out.json("metrics/imdb_study.json", {"source": source, **{name: r["metrics"] for name, r in results.items()}})
+        out.json(METRICS, {"source": source, **{name: r["metrics"] for name, r in results.items()}})
         out.csv(f"{PLOTS}/table.csv", table)
         out.csv(f"{PLOTS}/history.csv", history)
         out.figure(f"{PLOTS}/accuracy.png", accuracy_figure)

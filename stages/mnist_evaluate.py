@@ -37,7 +37,7 @@ def main(argv=None) -> None:
             data.labels_test, model.scores(data.X_test).argmax(axis=1), linear.CLASSES)
         history = pd.read_csv(f"plots/{name}/history.csv").to_dict("records")
         settings = spec["settings"]
-        curves[name] = linear.curves_figure({label: {f"lr {settings['lr']:g}, batch {settings['batch_size']}": history}})
+        curves[name] = plotting.step_curves({label: {f"lr {settings['lr']:g}, batch {settings['batch_size']}": history}})
     # A diverged run has null accuracies: no bar, rather than a 0.
     comparison = plotting.bar_chart(
         {MODELS[name][0]: {split: math.nan if record[split]["accuracy"] is None else record[split]["accuracy"]

@@ -44,7 +44,7 @@ def main(argv=None) -> None:
                          dtype=float)
     heatmap = plotting.heatmap(best_test, lrs, batch_sizes, title="best test accuracy", xlabel="batch size",
                                ylabel="learning rate", fmt="{:.3f}")
-    curves = linear.curves_figure({f"batch {batch}": {f"lr {run.settings['lr']:g}": run.result.history
+    curves = plotting.step_curves({f"batch {batch}": {f"lr {run.settings['lr']:g}": run.result.history
                                                       for run in runs if run.settings["batch_size"] == batch}
                                    for batch in batch_sizes})
     metrics = {

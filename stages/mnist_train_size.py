@@ -8,6 +8,7 @@ metrics/mnist_train_size.json. A size above the training set is clamped to it.
 """
 from __future__ import annotations
 
+from nnlab import plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import mnist
 from nnlab.io import StageOutputs
@@ -30,7 +31,7 @@ def main(argv=None) -> None:
     cfg.batch_size("batch_size", min(*sizes, len(data.labels_train)), allow_full=False)  # the smallest run's
     runs = linear.train_size_study(data, sizes=sizes, seed=seed(params), **settings)
     table = [run.table_row() for run in runs]
-    fig = linear.curves_figure({f"lr {settings['lr']:g}, batch {settings['batch_size']}": {
+    fig = plotting.step_curves({f"lr {settings['lr']:g}, batch {settings['batch_size']}": {
         f"N'={run.settings['used_size']}": run.result.history for run in runs}})
     metrics = {"source": source, **{f"n_{row['requested_size']}": {
         "used_size": row["used_size"], "clamped": row["clamped"], "test_accuracy": row["final_test_accuracy"],

@@ -339,31 +339,6 @@ def train_size_study(data: NormalizedMnist, *, sizes: list[int], lr: float, batc
     return runs
 
 
-def curves_figure(panels: dict[str, dict[str, list[dict]]]):
-    """One column per panel: train loss (log scale) on top, train/test accuracy below, one colour per run.
-
-    ``panels`` maps a panel title to ``{run label: history rows}``.
-    """
-    from nnlab.plotting import plt
-
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, axes = plt.subplots(2, len(panels), figsize=(4.5 * len(panels) + 1, 7), squeeze=False)
-    for (loss_ax, accuracy_ax), (title, histories) in zip(axes.T, panels.items()):
-        for k, (label, rows) in enumerate(histories.items()):
-            colour = colours[k % len(colours)]
-            steps = [row["step"] for row in rows]
-            loss_ax.plot(steps, [row["train_loss"] for row in rows], color=colour, label=label)
-            accuracy_ax.plot(steps, [row["train_accuracy"] for row in rows], color=colour, linestyle="--",
-                             label=f"{label} train")
-            accuracy_ax.plot(steps, [row["test_accuracy"] for row in rows], color=colour, label=f"{label} test")
-        loss_ax.set(title=f"{title}: train loss", xlabel="step", ylabel="0.5 ||Wx - y||^2", yscale="log")
-        accuracy_ax.set(title=f"{title}: accuracy", xlabel="step", ylabel="accuracy")
-        for ax in (loss_ax, accuracy_ax):
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
 
 CLASSES = [str(digit) for digit in range(N_CLASSES)]
 KINDS = {"numpy": "mnist_linear_numpy", "torch": "mnist_linear_torch"}
