@@ -72,20 +72,6 @@ def predict(repo, *args: str) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def test_exp_apply_brings_back_the_model_that_predict_uses(baseline, tmp_path):
-    repo = clone_workspace(baseline.path, tmp_path / "workspace")
-    for name, lr in (("slow", "0.001"), ("fast", "0.5")):
-        sh("dvc", "exp", "run", "-q", "-n", name, "-S", f"imdb_train.lr={lr}", "imdb_train", cwd=repo)
-    seen = {}
-    for name in ("slow", "fast"):
-        sh("dvc", "exp", "apply", name, cwd=repo)
-        spec = json.loads((repo / "models/imdb_train/spec.json").read_text())
-        assert spec["config"]["lr"] == {"slow": 0.001, "fast": 0.5}[name]
-        seen[name] = predict(repo, "imdb", *REVIEWS)
-        assert [p["input"] for p in seen[name]] == REVIEWS
-    assert seen["slow"] != seen["fast"], "two experiments' models predicted the same"
-
-
 def test_predict_without_a_model_says_which_stage_makes_it(tmp_path):
     result = subprocess.run([sys.executable, "-m", "nnlab.predict", "imdb", "Good film"], cwd=tmp_path,
                             capture_output=True, text=True, env={**venv_env(), "PYTHONPATH": str(ROOT)}, timeout=120)

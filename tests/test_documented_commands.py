@@ -13,7 +13,7 @@ suite's 5-minute budget on 2 cores:
   it is the experiment ``<exp>`` stands for; every other one gets the static check
   (``--dry`` is no cheaper: DVC 3.67 runs a dry experiment in a temporary copy without
   the cached data, where it fails); ``--queue``/``--run-all`` and ``dvc queue …``
-  run in tests/test_dvc_sharing.py;
+  run in tests/test_experiments.py;
 - ``dvc repro -f``/``--force``: the static check (forced reruns: tests/test_faults.py);
 - the variants in ``PROVEN``, run by other tests or by a twin here: the static check;
 - a command marked ``# needs: network`` or ``# needs: your data``: the static check;
@@ -66,13 +66,13 @@ class Command:
 #: Variants whose run other tests prove, or a twin of a command run here: the static check
 #: suffices (prefixes of the documented text, with the test that runs them).
 PROVEN = {
-    "dvc metrics diff HEAD": "the plain `dvc metrics diff` here; tests/test_pipeline_e2e.py",
+    "dvc metrics diff HEAD": "the plain `dvc metrics diff` here; tests/test_experiments.py",
     "dvc exp show --only-changed --sort-by": "the README's sort key runs here",
-    "dvc exp show --only-changed --md": "tests/test_pipeline_e2e.py (dvc exp show)",
-    "dvc exp show --keep": "tests/test_pipeline_e2e.py (dvc exp show)",
+    "dvc exp show --only-changed --md": "tests/test_experiments.py (dvc exp show)",
+    "dvc exp show --keep": "tests/test_experiments.py (dvc exp show)",
     "dvc plots diff --out": "`dvc plots diff main <exp>` here; tests/test_plots_page.py",
-    "dvc queue ": "tests/test_dvc_sharing.py (run_queue, queue logs, queue stop)",
-    "dvc exp apply": "tests/test_artifacts.py (exp apply brings back the model)",
+    "dvc queue ": "tests/test_experiments.py (the queue, queue logs, queue stop)",
+    "dvc exp apply": "tests/test_experiments.py (exp apply brings back the model)",
 }
 SORT_EXAMPLE = "dvc exp show --only-changed --sort-by metrics/imdb_train.json:test.accuracy"
 
@@ -191,7 +191,7 @@ def check_for(command: Command, text: str, state: dict) -> tuple[str, str | list
     argv = words[1:]
     if argv[:2] == ["exp", "run"]:
         queue = "--queue" in argv
-        if queue or "--run-all" in argv:   # tests/test_dvc_sharing.py runs the queue
+        if queue or "--run-all" in argv:   # tests/test_experiments.py runs the queue
             return "static", argv
         if (not command.needs and not state.get("experiment") and "-S" in argv
                 and argv[-1] in stage_names(state["repo"])):

@@ -1,10 +1,6 @@
 """The whole pipeline in a throw-away copy of the repository, on tiny parameters:
 `dvc repro`, a no-op second `dvc repro`; `train.lr` and an edit of shared code
-reach every stage that uses them (`dvc status`); `dvc exp run -S train.lr=0.1`
-and `dvc metrics diff`, as a user would; and a small grid through DVC's queue,
-`dvc exp run --queue -S train.lr=0.1,0.01` then `dvc exp run --run-all -j 2`
-(which is `dvc queue start -j 2` and waiting for both), read back with
-`dvc exp show`."""
+reach every stage that uses them (`dvc status`). Experiments: tests/test_experiments.py."""
 from __future__ import annotations
 
 import json
@@ -13,12 +9,9 @@ import pytest
 import yaml
 
 pytest.register_assert_rewrite("pipeline_repo")
-from pipeline_repo import (  # noqa: E402
-    clone_workspace, load_strict, metrics_files, run_queue, sh, training_stage)
+from pipeline_repo import clone_workspace, load_strict, metrics_files, sh  # noqa: E402
 
 pytest_plugins = ["pipeline_repo"]
-
-GRID = (0.1, 0.01)
 
 
 def test_repro_then_nothing_to_do(baseline, tmp_path):
@@ -65,54 +58,3 @@ def test_train_lr_and_shared_code_reach_every_stage_that_uses_them(baseline, tmp
     # Scoring code reaches every evaluate stage, and no training stage: a new metric retrains nothing.
     assert {f"mri_evaluate@{name}" for name in mri} | {"imdb_evaluate", "mnist_evaluate"} <= changed
     assert not {f"mri_model@{name}" for name in mri} & changed
-
-
-def test_experiment_changes_metrics(baseline, tmp_path):
-    """The README's `dvc exp run -S train.lr=0.1`, on one stage: the test above shows which stages it reaches."""
-    repo = clone_workspace(baseline.path, tmp_path / "workspace")
-    sh("dvc", "exp", "run", "-S", "train.lr=0.1", training_stage(repo), cwd=repo)
-    diff = json.loads(sh("dvc", "metrics", "diff", "--json", cwd=repo))
-    changed = {path for path, values in diff.items() if any(v.get("diff") for v in values.values())}
-    assert changed, f"train.lr=0.1 changed no metric: {diff}"
-    for path in metrics_files(repo):
-        load_strict(path)
-    shown = sh("dvc", "exp", "show", "--json", cwd=repo)
-    assert "train.lr" in shown or '"lr": 0.1' in shown
-
-
-def experiment_runs(repo) -> dict[str, dict]:
-    """``dvc exp show --json`` as {experiment name: {"state", "lr", "metrics"}}."""
-    runs = {}
-    for commit in json.loads(sh("dvc", "exp", "show", "--json", cwd=repo)):
-        for experiment in commit.get("experiments") or []:
-            data = (experiment.get("revs") or [{}])[0].get("data") or {}
-            params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-            runs[experiment["name"]] = {
-                "state": experiment["executor"]["state"] if experiment.get("executor") else "success",
-                "lr": params.get("train", {}).get("lr"),
-                "metrics": data.get("metrics"),
-            }
-    return runs
-
-
-def test_queued_grid_runs_in_parallel_and_compares(baseline, tmp_path):
-    stage = training_stage(baseline.path)
-    if stage is None:
-        pytest.skip("dvc.yaml has no stage that reads `train` and writes metrics")
-    repo = clone_workspace(baseline.path, tmp_path / "workspace")
-    grid = ",".join(map(str, GRID))
-    sh("dvc", "exp", "run", "--queue", "-S", f"train.lr={grid}", stage, cwd=repo)
-    try:
-        run_queue(repo, jobs=2)
-    finally:
-        sh("dvc", "queue", "stop", "--kill", cwd=repo)
-    runs = experiment_runs(repo)
-    failed = [name for name, run in runs.items() if run["state"] != "success"]
-    assert not failed, "\n".join(sh("dvc", "queue", "logs", name, cwd=repo) for name in failed)
-    assert sorted(run["lr"] for run in runs.values()) == sorted(GRID), runs
-    first, second = (run["metrics"] for run in runs.values())
-    assert first and first != second, f"train.lr={grid} gave the same metrics in {stage}: {runs}"
-
-    table = sh("dvc", "exp", "show", "--only-changed", "--md", cwd=repo)
-    for name in runs:
-        assert f"[{name}]" in table, table
