@@ -69,9 +69,12 @@ def main(argv=None) -> None:
     final_config = dataclasses.replace(config, epochs=epochs)
     training = sentiment.train_classifier(X_train, y_train, X_test, y_test, final_config, seed=run_seed,
                                           device=device, desc="imdb_tuned", threads=settings.threads)
-    figures = plotting.split_curves(
-        validation_history, x="epoch", metrics=("accuracy",), splits=("train", "validation"),
-        title=f"IMDB classifier, validation run ({config.optimizer}, lr {config.lr:g}): epoch {epochs} chosen")
+    figure = plotting.curves(
+        [row["epoch"] for row in validation_history],
+        {f"{split} accuracy": [row[f"{split}_accuracy"] for row in validation_history]
+         for split in ("train", "validation")},
+        title=f"IMDB classifier, validation run ({config.optimizer}, lr {config.lr:g}): epoch {epochs} chosen",
+        xlabel="epoch", ylabel="accuracy")
     with StageOutputs() as out:
         sentiment.save_model(out.directory(MODEL), training, final_config, n_features=X_train.shape[1],
                              source=source)
@@ -80,7 +83,7 @@ def main(argv=None) -> None:
         out.csv(f"{PLOTS}/validation.csv", [{**row, "chosen": row["epoch"] == epochs} for row in validation_history]
                 or [{"epoch": 0, "train_loss": None, "train_accuracy": None, "validation_loss": None,
                      "validation_accuracy": None, "chosen": False}])
-        out.figure(f"{PLOTS}/validation.png", figures["accuracy"])
+        out.figure(f"{PLOTS}/validation.png", figure)
     result = training.result
     print(f"imdb_tuned: diverged at epoch {result.diverged_at}" if result.diverged else
           f"imdb_tuned: {result.trained} epochs, test accuracy {result.history[-1]['test_accuracy']:.4f}")
