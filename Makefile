@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # (nnlab/plots_page.py; tests/test_plots_page.py checks that the two agree).
 PLOTS_TEMPLATE := .dvc/plots_template.html
 
-.PHONY: venv repro test bench
+.PHONY: venv repro real test bench
 
 venv: $(STAMP) $(PLOTS_TEMPLATE)
 
@@ -22,6 +22,18 @@ $(PLOTS_TEMPLATE): $(STAMP) nnlab/plots_page.py
 
 repro: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
+
+# The whole pipeline on the three real datasets at once, as the DVC experiment `real` (docs/real-data.md):
+#   make real MNIST_IDX=/path/to/mnist IMDB=/path/to/aclImdb_v1.tar.gz MRI='/path/to/Alzheimer_s Dataset'
+# MNIST_IDX: the folder of the four IDX files; IMDB: the aclImdb tarball or folder (IMDB_SOURCE=csv: a
+# review,sentiment CSV); MRI: the Kaggle folder holding train/ and test/.
+IMDB_SOURCE ?= aclimdb
+real: venv
+	@test -n "$(MNIST_IDX)" -a -n "$(IMDB)" -a -n "$(MRI)" || \
+		{ echo "error: make real needs MNIST_IDX=<folder> IMDB=<tarball, folder or CSV> MRI=<folder>" >&2; exit 2; }
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc exp run -n real -S data.mnist.source=idx -S "data.mnist.idx_dir=$(MNIST_IDX)" \
+		-S data.imdb.source=$(IMDB_SOURCE) -S "data.imdb.path=$(IMDB)" \
+		-S data.mri.source=folder -S "data.mri.folder.path=$(MRI)"
 
 # The numerics tests once more under other numpy (OpenBLAS) and torch (ATen, oneDNN) kernels, as another CPU picks.
 ALT_KERNELS := OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2

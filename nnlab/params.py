@@ -35,7 +35,7 @@ SECTIONS = frozenset({
     "train", "data", "generate", "preprocess",
     "perceptron", "separation", "mlp_moons", "batch_study", "bce_moons", "tanh_mlp", "tanh_grid",
     "mnist_normalize", "mnist_linear", "mnist_torch", "mnist_grid", "mnist_train_size",
-    "imdb_train", "imdb_study",
+    "imdb_train", "imdb_study", "imdb_tuned", "imdb_logreg",
     "mri_normalize", "mri_simple_nn1", "mri_simple_nn2", "mri_cnn1", "mri_cnn_improved",
     "mri_lr_study", "mri_batch_study",
 })

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import sys
 
-from nnlab.models.sentiment import ACTIVATIONS, INITS, ClassifierConfig
+from nnlab.models.sentiment import ACTIVATIONS, INITS, OPTIMIZERS, ClassifierConfig
 from nnlab.params import Section, learning_rate
 
 
 def classifier_config(params: Section, cfg: Section) -> ClassifierConfig:
-    """The IMDB classifier of section ``cfg`` (``imdb_train``), its lr falling back to ``train.lr``."""
+    """The IMDB classifier of section ``cfg`` (``imdb_train`` or ``imdb_tuned``), its lr falling back to
+    ``train.lr``."""
     hidden = cfg.int_list("hidden_units")
     if len(hidden) != 2:
         raise cfg.fail("hidden_units", hidden, "three FC layers take exactly two hidden sizes, e.g. \"64,32\"")
     return ClassifierConfig(
         hidden_units=tuple(hidden), activation=cfg.str("activation", choices=ACTIVATIONS),
         init=cfg.str("init", choices=INITS), lr=learning_rate(params, cfg),
+        optimizer=cfg.str("optimizer", choices=OPTIMIZERS), weight_decay=cfg.float("weight_decay", min=0.0),
         # Only >= 1 here, before the data are read: the stage checks it against the training reviews.
         batch_size=cfg.batch_size("batch_size", sys.maxsize, allow_full=False), epochs=cfg.int("epochs", min=1),
         log_every=cfg.int("log_every", min=1),

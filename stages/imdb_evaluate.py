@@ -1,10 +1,12 @@
-"""Stage `imdb_evaluate`: score the trained sentiment classifier (report 000 §3).
+"""Stages `imdb_evaluate` and `imdb_tuned_evaluate`: score a trained sentiment classifier (report 000 §3).
 
-Reads models/imdb_train/, data/imdb/tfidf/ and plots/imdb_train/history.csv;
-writes metrics/imdb_train.json (train and test accuracy and BCE loss; test F1
-and per-class recall), plots/imdb_train/confusion.json (test split), roc.csv
-and precision_recall.csv (test split, scikit-learn's curves), and the training
-curves loss.png and accuracy.png. Retrains nothing.
+Run as `python -m stages.imdb_evaluate --model <model>`, the model being
+imdb_train (the report's protocol) or imdb_tuned. Reads models/<model>/,
+data/imdb/tfidf/ and plots/<model>/history.csv; writes metrics/<model>.json
+(train and test accuracy and BCE loss; test F1 and per-class recall),
+plots/<model>/confusion.json (test split), roc.csv and precision_recall.csv
+(test split, scikit-learn's curves), and the training curves loss.png and
+accuracy.png. Retrains nothing.
 """
 from __future__ import annotations
 
@@ -20,15 +22,17 @@ from nnlab.models import sentiment
 from nnlab.results import TrainResult
 
 FEATURES = "data/imdb/tfidf"
-MODEL = "models/imdb_train"
-PLOTS = "plots/imdb_train"
+MODELS = ("imdb_train", "imdb_tuned")
 
 
 def main(argv=None) -> None:
-    stage_parser(__doc__).parse_args(argv)
-    model, spec = sentiment.load_model(MODEL)
+    parser = stage_parser(__doc__)
+    parser.add_argument("--model", required=True, choices=MODELS)
+    args = parser.parse_args(argv)
+    plots = f"plots/{args.model}"
+    model, spec = sentiment.load_model(f"models/{args.model}")
     X_train, y_train, X_test, y_test = imdb.load_features(FEATURES)
-    history = pd.read_csv(f"{PLOTS}/history.csv").to_dict("records")
+    history = pd.read_csv(f"{plots}/history.csv").to_dict("records")
     # On the CPU wherever the model was trained: the same figures on every machine.
     training = sentiment.Training(model, TrainResult.from_run_record(spec["run"], history), [])
     metrics, probabilities = sentiment.run_metrics(training, spec["source"], X_train, y_train, X_test, y_test,
@@ -36,19 +40,20 @@ def main(argv=None) -> None:
     config = spec["config"]
     figures = plotting.split_curves(
         history, x="epoch", metrics=("loss", "accuracy"),
-        title=f"IMDB classifier ({config['activation']}, lr {config['lr']:g}, batch {config['batch_size']})")
+        title=f"IMDB classifier ({config['activation']}, {config['optimizer']} lr {config['lr']:g}, "
+              f"batch {config['batch_size']})")
     with StageOutputs() as out:
-        out.json("metrics/imdb_train.json", metrics)
+        out.json(f"metrics/{args.model}.json", metrics)
         predicted = [] if probabilities is None else (probabilities >= 0.5).astype(int)
-        out.json(f"{PLOTS}/confusion.json", confusion_records(y_test, predicted, imdb.SENTIMENTS))
+        out.json(f"{plots}/confusion.json", confusion_records(y_test, predicted, imdb.SENTIMENTS))
         roc, precision_recall = curve_rows(y_test, probabilities)
-        out.csv(f"{PLOTS}/roc.csv", roc)
-        out.csv(f"{PLOTS}/precision_recall.csv", precision_recall)
+        out.csv(f"{plots}/roc.csv", roc)
+        out.csv(f"{plots}/precision_recall.csv", precision_recall)
         for name, figure in figures.items():
-            out.figure(f"{PLOTS}/{name}.png", figure)
+            out.figure(f"{plots}/{name}.png", figure)
     test = metrics["test"]
-    print("imdb_evaluate: diverged" if metrics["diverged"] else
-          f"imdb_evaluate: train accuracy {metrics['train']['accuracy']:.4f}, test accuracy {test['accuracy']:.4f},"
+    print(f"imdb_evaluate {args.model}: diverged" if metrics["diverged"] else
+          f"imdb_evaluate {args.model}: train accuracy {metrics['train']['accuracy']:.4f}, test accuracy {test['accuracy']:.4f},"
           f" F1 {test['f1']:.4f}")
 
 

@@ -1,7 +1,8 @@
 """Stage `imdb_study`: the report 000 §3.2-§3.5 variants of the IMDB classifier.
 
 Reads data/imdb/tfidf/ and params `imdb_study` (each variant overrides some of
-`imdb_train`'s values: lr, activation, batch_size, init), `imdb_train` and
+`imdb_train`'s values: lr, activation, batch_size, init, optimizer,
+weight_decay), `imdb_train` and
 `train`; trains every variant, `n_jobs` at a time (on one thread each when
 several run at once, else on `train.threads`); writes
 metrics/imdb_study.json (train and test metrics per variant),
@@ -19,7 +20,7 @@ from nnlab import plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import imdb
 from nnlab.io import StageOutputs
-from nnlab.models.sentiment import ACTIVATIONS, INITS, ClassifierConfig, run_metrics, train_classifier
+from nnlab.models.sentiment import ACTIVATIONS, INITS, OPTIMIZERS, ClassifierConfig, run_metrics, train_classifier
 from nnlab.params import Section, load_params, seed, train_settings
 from nnlab.report import load_references, report_figure
 from nnlab.runtime import torch_device
@@ -39,6 +40,8 @@ def variant(base: ClassifierConfig, cfg: Section) -> ClassifierConfig:
         activation=cfg.str("activation", choices=ACTIVATIONS, default=base.activation),
         batch_size=cfg.int("batch_size", min=1, default=base.batch_size),
         init=cfg.str("init", choices=INITS, default=base.init),
+        optimizer=cfg.str("optimizer", choices=OPTIMIZERS, default=base.optimizer),
+        weight_decay=cfg.float("weight_decay", min=0.0, default=base.weight_decay),
     )
     cfg.check_all_used()
     return config

@@ -8,7 +8,8 @@ gets a cheap equivalent (``check_for``), so that this file stays near 40 s of th
 suite's 5-minute budget on 2 cores:
 
 - ``make X`` → ``make -n X`` (``make repro`` must then show ``dvc repro``, which runs
-  as documented: nothing to do in the reproduced clone);
+  as documented: nothing to do in the reproduced clone; a ``dvc exp run`` that a make
+  target would run, such as ``make real``'s, gets the static check);
 - ``dvc exp run``: the README's one-stage example runs on the tiny params, named so that
   it is the experiment ``<exp>`` stands for; every other one gets the static check
   (``--dry`` is no cheaper: DVC 3.67 runs a dry experiment in a temporary copy without
@@ -305,6 +306,13 @@ def test_documented_commands_run(baseline, tmp_path):
                 hidden = yaml.safe_load((repo / "params.yaml").read_text())["mlp_moons"]["hidden_units"]
                 if "hidden_units" in line and hidden != "64,32":
                     failures.append(f"{command.source}: {command.text}\n  set hidden_units to {hidden!r}")
+            if line.startswith("make -n ") and "dvc exp run" in result.stdout:
+                shown = result.stdout.replace("\\\n", " ")   # make -n prints a recipe's continued lines as written
+                dvc_line = next(text for text in shown.splitlines() if "dvc exp run" in text)
+                problems = static_problems(shlex.split(dvc_line[dvc_line.index("dvc exp run"):])[1:], repo)
+                if problems:
+                    failures.append(f"{command.source}: {command.text}\n  would run: {dvc_line}\n  "
+                                    + "\n  ".join(problems))
             if line == "make -n repro" and "dvc repro" not in result.stdout:
                 failures.append(f"{command.source}: make repro would not run `dvc repro`:\n{result.stdout}")
             if line == "dvc repro" and not re.search(r"up to date|didn't change", result.stdout):

@@ -37,6 +37,11 @@ def test_stages_end_to_end(baseline):
     assert set(train["test"]) == {"accuracy", "loss", "f1", "recall"}
     confusion = json.loads((repo / "plots/imdb_train/confusion.json").read_text())
     assert len(confusion) == 40 and set(confusion[0]) == {"actual", "predicted"}
+    for beyond_report in ("imdb_tuned", "imdb_logreg"):
+        assert json.loads((repo / f"metrics/{beyond_report}.json").read_text())["source"] == "synthetic"
+    validation = (repo / "plots/imdb_tuned/validation.csv").read_text().splitlines()
+    assert validation[0] == "epoch,train_loss,train_accuracy,validation_loss,validation_accuracy,chosen"
+    assert len(validation) == 1 + tiny_params()["imdb_tuned"]["epochs"]
 
 
 def test_bad_csv_is_one_line_error(tmp_path):

@@ -260,6 +260,20 @@ def split_reviews(frame: pd.DataFrame, *, how: str, test_fraction: float, seed: 
     return result
 
 
+def validation_split(labels, fraction: float, seed: int):
+    """Row numbers ``(fit, validation)`` of a stratified random split of the training labels, so
+    that a choice (an epoch, a setting) is made without the test split."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(labels))
+    try:
+        fit, validation = train_test_split(rows, test_size=fraction, random_state=seed, stratify=labels)
+    except ValueError as exc:   # too few reviews of a class for the split
+        raise DataError(f"cannot hold out a validation part of {len(labels)} training reviews ({exc})") from None
+    return np.sort(fit), np.sort(validation)
+
+
 def _check_splittable(sentiment: pd.Series, test_fraction: float, source: str) -> None:
     """What a stratified random split needs: both sentiments, twice each, and room for both in each split."""
     counts = {name: int((sentiment == name).sum()) for name in SENTIMENTS}

@@ -2,9 +2,10 @@
 
 ``input -> hidden[0] -> hidden[1] -> 1``, the hidden activation a choice
 (relu, sigmoid, tanh, leaky_relu), a sigmoid output, binary cross-entropy,
-plain SGD over shuffled mini-batches. The TF-IDF matrices stay sparse all the
-way into the first layer (:class:`SparseLinear`), which reads and updates only
-the weights of the features a mini-batch uses.
+plain SGD over shuffled mini-batches (the report's), or Adam, either with
+weight decay. The TF-IDF matrices stay sparse all the way into the first
+layer (:class:`SparseLinear`), which reads only the weights of the features a
+mini-batch uses, and under plain SGD updates only those.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from nnlab.results import TrainResult, classifier_scores, diverged_scores, model
 KIND = "imdb_sentiment"
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
 INITS = ("default", "zeros")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class ClassifierConfig:
     activation: str = "relu"
     init: str = "default"      # default: PyTorch's; zeros: every weight and bias 0
     lr: float = 0.01
+    optimizer: str = "sgd"     # sgd: plain SGD, the report's; adam: torch's Adam
+    weight_decay: float = 0.0  # L2 penalty on every weight and bias, as torch's optimizers apply it
     batch_size: int = 16
     epochs: int = 10
     log_every: int = 2000      # mini-batches between running-loss lines (the report's 2000)
@@ -64,29 +68,31 @@ class SparseLinear(nn.Module):
     ``(in_features, out_features)`` (the transpose of ``nn.Linear.weight``): a
     batch sums the rows of the features it uses, scaled by their values
     (``F.embedding_bag``), and its gradient is sparse, so plain SGD updates
-    only those rows. (Momentum or weight decay would need a dense gradient;
-    the report's plain SGD has neither.)
+    only those rows. Adam and weight decay change every weight at every step,
+    so they need the dense gradient: ``sparse_gradient=False`` (the forward
+    pass stays sparse).
     """
 
-    def __init__(self, in_features: int, out_features: int):
+    def __init__(self, in_features: int, out_features: int, *, sparse_gradient: bool = True):
         super().__init__()
+        self.sparse_gradient = sparse_gradient
         dense = nn.Linear(in_features, out_features)   # PyTorch's initialisation, in nn.Linear's draw order
         self.weight = nn.Parameter(dense.weight.detach().t().contiguous())
         self.bias = dense.bias
 
     def forward(self, x: SparseBatch) -> torch.Tensor:
         return F.embedding_bag(x.columns, self.weight, x.offsets, mode="sum", per_sample_weights=x.values,
-                               sparse=True) + self.bias
+                               sparse=self.sparse_gradient) + self.bias
 
 
 class SentimentNet(nn.Module):
     """``input -> hidden[0] -> hidden[1] -> 1`` on :class:`SparseBatch` rows; outputs P(positive)."""
 
-    def __init__(self, n_features: int, hidden_units, activation: str, init: str):
+    def __init__(self, n_features: int, hidden_units, activation: str, init: str, *, sparse_gradient: bool = True):
         super().__init__()
         first, second = hidden_units
         self.layers = nn.Sequential(
-            SparseLinear(n_features, first), ACTIVATIONS[activation](),
+            SparseLinear(n_features, first, sparse_gradient=sparse_gradient), ACTIVATIONS[activation](),
             nn.Linear(first, second), ACTIVATIONS[activation](),
             nn.Linear(second, 1), nn.Sigmoid(),
         )
@@ -161,10 +167,23 @@ def loss_and_accuracy(model: nn.Module, X: sp.csr_matrix, y: np.ndarray, device)
     return bce(probabilities, y), float(np.mean((probabilities >= 0.5) == y))
 
 
+def sparse_gradient_fits(config: ClassifierConfig) -> bool:
+    """Whether ``config``'s optimizer can take the first layer's sparse gradient: plain SGD alone."""
+    return config.optimizer == "sgd" and config.weight_decay == 0
+
+
+def make_optimizer(model: nn.Module, config: ClassifierConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r} (one of {', '.join(OPTIMIZERS)})")
+
+
 def train_classifier(X_train: sp.csr_matrix, y_train: np.ndarray, X_test: sp.csr_matrix,
                      y_test: np.ndarray, config: ClassifierConfig, *, seed: int, device,
                      desc: str = "imdb_train", log=print, threads: int = 1, checkpoint=None) -> Training:
-    """SGD on BCE, scoring both splits after every epoch; stops at the first non-finite loss
+    """``config.optimizer`` on BCE, scoring both splits after every epoch; stops at the first non-finite loss
     and marks the run diverged at that epoch.
 
     ``threads``: torch's thread count (stages pass ``train.threads``, see
@@ -180,8 +199,9 @@ def train_classifier(X_train: sp.csr_matrix, y_train: np.ndarray, X_test: sp.csr
     seed_torch(seed)
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(seed)
-    model = SentimentNet(X_train.shape[1], config.hidden_units, config.activation, config.init).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
+    model = SentimentNet(X_train.shape[1], config.hidden_units, config.activation, config.init,
+                         sparse_gradient=sparse_gradient_fits(config)).to(device)
+    optimizer = make_optimizer(model, config)
     loss_fn = nn.BCELoss()
     result, running_loss = TrainResult(unit="epoch"), []
     loader = batches(X_train, y_train, config.batch_size, shuffle=True, generator=generator)

@@ -1,0 +1,43 @@
+"""scikit-learn's ``LogisticRegression`` on the IMDB TF-IDF features: the linear reference for the
+report 000 classifier (:mod:`nnlab.models.sentiment`), scored in the same metrics schema."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nnlab import artifacts
+from nnlab.datasets.imdb import SENTIMENTS as CLASSES
+from nnlab.results import classifier_scores, model_metrics
+
+KIND = "imdb_logreg"
+
+
+def fit(X_train, y_train, *, C: float, max_iter: int):
+    """L2-penalised logistic regression by lbfgs, which draws nothing at random: no seed to set."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=max_iter).fit(X_train, y_train)
+
+
+def split_scores(model, X, y, *, train: bool = False) -> dict:
+    """A split's scores in the schema of :mod:`nnlab.results`; the loss is the log loss (BCE)."""
+    from sklearn.metrics import log_loss
+
+    probabilities = model.predict_proba(X)
+    return classifier_scores(y, probabilities.argmax(axis=1), CLASSES, log_loss(y, probabilities, labels=[0, 1]),
+                             train=train)
+
+
+def run_metrics(model, source: str, X_train, y_train, X_test, y_test) -> dict:
+    iterations = int(np.max(model.n_iter_))
+    run = {"diverged": False, "diverged_at": None, "trained": iterations, "unit": "step"}
+    return model_metrics(source, run, split_scores(model, X_train, y_train, train=True),
+                         split_scores(model, X_test, y_test))
+
+
+def save_model(directory: Path, model, *, source: str) -> None:
+    """The coefficients and intercept, and what they were fitted with (see :mod:`nnlab.artifacts`)."""
+    artifacts.save_arrays(directory, {"coef": model.coef_, "intercept": model.intercept_})
+    artifacts.write_spec(directory, KIND, classes=list(CLASSES), source=source, params=model.get_params(),
+                         iterations=int(np.max(model.n_iter_)))
