@@ -28,8 +28,8 @@ def imdb_params(**overrides) -> dict:
 
 def test_stages_end_to_end(baseline):
     repo = baseline.path
-    assert json.loads((repo / "metrics/imdb_data.json").read_text())["source"] == "synthetic"
-    preprocess = json.loads((repo / "metrics/preprocess.json").read_text())
+    assert json.loads((repo / "plots/imdb_data/data_stats.json").read_text())["source"] == "synthetic"
+    preprocess = json.loads((repo / "plots/preprocess/data_stats.json").read_text())
     assert preprocess["features"]["in_unit_interval"] and preprocess["train"]["reviews"] == 160
     samples = json.loads((repo / "plots/preprocess/samples.json").read_text())
     assert set(samples) == {"positive", "negative"} and "<br />" not in samples["positive"]["cleaned"]

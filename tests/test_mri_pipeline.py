@@ -64,4 +64,4 @@ def test_empty_class_folder_is_a_warning_recorded_in_the_metrics(tmp_path):
     assert result.returncode == 0, result.stderr
     empty = str(tmp_path / "kaggle" / "test" / "MildDemented")
     assert f"warning: {empty}: empty class folder" in result.stderr.splitlines()
-    assert strict_json(tmp_path / "metrics/mri_data.json")["empty_class_folders"] == [empty]
+    assert strict_json(tmp_path / "plots/mri_data/data_stats.json")["empty_class_folders"] == [empty]
