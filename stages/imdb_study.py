@@ -100,7 +100,8 @@ def main(argv=None) -> None:
                       "test_accuracy": evaluation["test"]["accuracy"], "test_f1": evaluation["test"]["f1"],
                       "report_test_accuracy": report, "diverged": results[name]["metrics"]["diverged"],
                       "seconds": round(results[name]["seconds"], 1)})
-    histories = {name: r["history"] for name, r in results.items()}
+    # A variant that diverged in its first epoch has no curve: no empty column.
+    histories = {name: r["history"] for name, r in results.items() if r["history"]}
     accuracy_figure = plotting.bar_chart(
         {row["variant"]: {"ours": "diverged" if row["diverged"] else row["test_accuracy"],
                           "report": row["report_test_accuracy"] or "not run"}

@@ -75,7 +75,8 @@ def main(argv=None) -> None:
                       "test_accuracy": test_scores["accuracy"], "test_macro_f1": test_scores["macro_f1"],
                       **{f"test_recall_{name}": recall for name, recall in test_scores["recall"].items()},
                       "seconds": time.perf_counter() - started})
-        histories[label] = result.history
+        if result.history:   # a run that diverged in its first epoch has no curve: no empty column
+            histories[label] = result.history
         progress.update()
         progress.report(label, diverged=evaluation["diverged"], test_accuracy=test_scores["accuracy"])
     progress.close()
