@@ -100,7 +100,7 @@ def test_batch_study_runs_each_size_and_repeats_its_metrics_exactly(workdir, mon
     table = pd.read_csv(workdir / "plots" / "batch_study" / "table.csv", dtype={"batch_size": str})
     assert list(table["batch_size"]) == ["full", "10", "100"]
     assert list(table["updates"]) == [2, 2 * 80, 2 * 8]  # 2 epochs over 800 training points
-    assert set(read_metrics(workdir, "batch_study")["batch_size"]) == {"full", "10", "100"}
+    assert read_metrics(workdir, "batch_study")["best"]["run"] in {"full", "10", "100"}
 
 
 def test_mlp_moons_defaults_reach_the_report(workdir, monkeypatch, capsys):

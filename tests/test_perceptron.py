@@ -160,7 +160,8 @@ def test_separation_stage_table(tmp_path, monkeypatch):
     assert rows["far"][1] == f"{np.sqrt(200):.6g}" and rows["far"][4] == "1"
     assert rows["same"][8] == "False" and float(rows["same"][4]) < 0.8
     metrics = load_strict(tmp_path / "metrics/separation.json")
-    assert metrics["source"] == "generated" and metrics["far"]["test"]["accuracy"] == 1.0
+    assert metrics["best"] == {"run": "far", "test_accuracy": 1.0}
+    assert metrics["converged_runs"] == sum(row[8] == "True" for row in rows.values())
     assert (tmp_path / "plots/separation/accuracy.png").stat().st_size > 0
 
 
