@@ -5,7 +5,7 @@ the same number of epochs (passes over the training split) and the same lr.
 
 Reads data/generated/moons_1000.npz and params `batch_study` (+ `train` for
 the seed, and for lr when the section's lr is null); writes
-metrics/batch_study.json (final scores per batch size), plots/batch_study/
+metrics/batch_study.json (the best batch size and how many diverged), plots/batch_study/
 history_<size>.csv (one per batch size: step, epoch, train/test loss and
 accuracy), table.csv (final and best test accuracy, updates, seconds) and
 {test_accuracy,train_loss}.png (one curve per batch size).

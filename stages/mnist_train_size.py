@@ -4,7 +4,8 @@ Reads data/mnist/normalized.npz and params `mnist_train_size` (+ `train.seed`);
 writes plots/mnist_train_size/table.csv (requested and used N', whether it was
 clamped to the training set, final and best accuracies, seconds),
 plots/mnist_train_size/history.csv, plots/mnist_train_size/curves.png and
-metrics/mnist_train_size.json. A size above the training set is clamped to it.
+metrics/mnist_train_size.json (the best N', how many diverged). A size above the
+training set is clamped to it.
 """
 from __future__ import annotations
 

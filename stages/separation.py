@@ -5,7 +5,8 @@ the first centred at its `mean_pos`, the second at `separation.mean_neg`, both
 with covariance `variance` times the identity. Reads params `separation`
 (+ `train.lr` when `separation.lr` is null); writes plots/separation/table.csv
 (case, mean distance, variance, train and test accuracy and loss, epochs),
-plots/separation/accuracy.png and metrics/separation.json.
+plots/separation/accuracy.png and metrics/separation.json (the best case, how
+many converged).
 """
 from __future__ import annotations
 
