@@ -194,8 +194,9 @@ def test_every_chart_draws_offline_in_chromium(plots, tmp_path):
             assert "vega-embed" in container.classes(), f"vega-embed did not run for {name}"
             marks = drawn_marks(container)
             assert sum(sum(layers.values()) for layers in marks.values()) > 0, f"chart {name} drew no data marks"
-            # DVC's line templates layer the raw lines under the smoothed ones: each layer draws every series.
-            assert all(drawn >= lines[name] for drawn in marks["mark-line"].values()), \
+            # DVC's line templates layer the raw lines under the smoothed ones, which a one-point
+            # series (a tiny run of one epoch) cannot draw: some layer draws every series.
+            assert max(marks["mark-line"].values(), default=0) >= lines[name], \
                 f"chart {name}: its line layers drew {marks['mark-line']} of its {lines[name]} series"
         if "image" in types:
             images = [element.attrs["src"] for element in container.iter() if element.tag == "img"]
