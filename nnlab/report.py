@@ -1,13 +1,16 @@
 """The results report: every headline figure of ours beside the source report's.
 
-Rows come from ``references.yaml``. Each names a metrics file and key path
-for our figure and the dataset it was computed on; the data source (from
+Rows come from ``references.yaml``. Each names where our figure is (a
+metrics file and its key path, or a study table, the row and the column)
+and the dataset it was computed on; the data source (from
 params ``data``) decides whether the figure is comparable with the report's.
 A figure computed on synthetic stand-in data is never given a difference.
 """
 from __future__ import annotations
 
+import csv
 import json
+import math
 from pathlib import Path
 
 import yaml
@@ -47,8 +50,11 @@ NOT_RUN = NotRun()
 
 
 def lookup(path: list, root: Path):
-    """The value at ``path`` (a metrics file, then keys); NOT_RUN if a key is absent."""
+    """The value at ``path``: a metrics file then keys, or a CSV table, ``{column: value}`` picking
+    one row, then a column. NOT_RUN if a key or the row is absent."""
     file, *keys = path
+    if file.endswith(".csv"):
+        return _table_lookup(file, keys, root)
     try:
         value = json.loads((root / file).read_text())
     except FileNotFoundError:
@@ -62,6 +68,41 @@ def lookup(path: list, root: Path):
             return NOT_RUN
         value = value[str(key)]
     return value
+
+
+def _same(cell: str, wanted) -> bool:
+    """Whether a CSV cell holds ``wanted``; numbers compare as numbers, so 1 matches "1.0"."""
+    if isinstance(wanted, (int, float)) and not isinstance(wanted, bool):
+        try:
+            return float(cell) == float(wanted)
+        except ValueError:
+            return False
+    return cell == str(wanted)
+
+
+def _table_lookup(file: str, keys: list, root: Path):
+    if len(keys) != 2 or not isinstance(keys[0], dict):
+        raise DataError(f"references.yaml: {file}: expected [table, {{column: value}}, column], got {keys}")
+    where, column = keys
+    try:
+        rows = list(csv.DictReader((root / file).read_text().splitlines()))
+    except FileNotFoundError:
+        raise DataError(f"{file}: not found (run its stage first)") from None
+    if rows and column not in rows[0]:
+        raise DataError(f"{file}: no column {column!r}")
+    matches = [row for row in rows if all(_same(row.get(str(key), ""), value) for key, value in where.items())]
+    if len(matches) > 1:
+        raise DataError(f"{file}: {len(matches)} rows match {where}, expected one")
+    if not matches:
+        return NOT_RUN
+    cell = matches[0][column]
+    if cell == "":   # a diverged run's score
+        return None
+    try:
+        value = float(cell)
+    except ValueError:
+        raise DataError(f"{file}: {column} = {cell!r} in the row {where} is not a number") from None
+    return None if math.isnan(value) else value
 
 
 def _format(value, unit: str) -> str:

@@ -1,21 +1,30 @@
-"""One metrics schema for every model, study and dataset stage.
+"""One metrics schema for every model and study stage.
 
-A model's ``metrics/<model>.json``::
+Metrics files hold headline figures only, the few a reader compares across
+experiments (every leaf is a column of ``dvc exp show``). A model's
+``metrics/<model>.json``::
 
     {"source": "synthetic",                       # where the data came from
-     "train": {"accuracy": .., "loss": ..},
+     "train": {"accuracy": ..},
+     "test": {"accuracy": .., "f1" or "macro_f1": ..},
+     "diverged": false}
+
+Its full evaluation, ``plots/<model>/evaluation.json``::
+
+    {"source": .., "train": {"accuracy": .., "loss": ..},
      "test": {"accuracy": .., "loss": .., "f1" or "macro_f1": .., "recall": {class: ..}},
      "diverged": false, "diverged_at": null,      # where the loss stopped being finite, in `unit`
      "trained": 10, "unit": "epoch"}              # how long it trained: epochs or steps
 
-A diverged run keeps every key, with ``null`` scores. A study's or a dataset's
-metrics file holds ``source`` beside its own figures.
+A diverged run keeps every key, with ``null`` scores. A study writes one row
+per run to ``plots/<study>/table.csv`` and only :func:`study_summary` to its
+metrics file.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -24,11 +33,14 @@ SOURCES = ("synthetic", "generated", "embedded", "idx", "download", "aclimdb", "
 #: The scores of a history row, beside its ``epoch`` or ``step``.
 SCORE_COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 RUN_KEYS = ("diverged", "diverged_at", "trained", "unit")
-MODEL_KEYS = frozenset({"source", "train", "test", *RUN_KEYS})
+EVALUATION_KEYS = frozenset({"source", "train", "test", *RUN_KEYS})
 TRAIN_SCORES = frozenset({"accuracy", "loss"})
 #: Binary classifiers report the positive class's F1 (as the reports did); others the macro F1.
 TEST_SCORES = {"binary": frozenset({"accuracy", "loss", "f1", "recall"}),
                "multiclass": frozenset({"accuracy", "loss", "macro_f1", "recall"})}
+HEADLINE_KEYS = frozenset({"source", "train", "test", "diverged"})
+HEADLINE_TRAIN = frozenset({"accuracy"})
+HEADLINE_TEST = (frozenset({"accuracy", "f1"}), frozenset({"accuracy", "macro_f1"}))
 
 
 @dataclass
@@ -93,20 +105,34 @@ def diverged_scores(class_names: Sequence[str], *, train: bool = False) -> dict:
     return scores
 
 
-def model_metrics(source: str, run: dict, train: dict, test: dict) -> dict:
-    """A model's metrics record; ``run`` is :meth:`TrainResult.run_record` (as saved with the model)."""
+def model_evaluation(source: str, run: dict, train: dict, test: dict) -> dict:
+    """A model's full evaluation record; ``run`` is :meth:`TrainResult.run_record` (as saved with the model)."""
     record = {"source": source, "train": train, "test": test, **{key: run[key] for key in RUN_KEYS}}
+    check_model_evaluation(record)
+    return record
+
+
+def model_metrics(evaluation: dict) -> dict:
+    """The headline of a :func:`model_evaluation` record: what ``metrics/<model>.json`` holds."""
+    test = evaluation["test"]
+    f1 = "f1" if "f1" in test else "macro_f1"
+    record = {"source": evaluation["source"], "train": {"accuracy": evaluation["train"]["accuracy"]},
+              "test": {"accuracy": test["accuracy"], f1: test[f1]}, "diverged": evaluation["diverged"]}
     check_model_metrics(record)
     return record
 
 
-def check_model_metrics(record: dict) -> None:
-    """Raise ``ValueError`` naming what a model's metrics record lacks or has extra."""
-    problems = []
-    if set(record) != MODEL_KEYS:
-        problems.append(f"top-level keys {sorted(record)} are not {sorted(MODEL_KEYS)}")
+def _check_source(record: dict, problems: list[str]) -> None:
     if record.get("source") not in SOURCES:
         problems.append(f"source {record.get('source')!r} is not one of {', '.join(SOURCES)}")
+
+
+def check_model_evaluation(record: dict) -> None:
+    """Raise ``ValueError`` naming what a model's evaluation record lacks or has extra."""
+    problems = []
+    if set(record) != EVALUATION_KEYS:
+        problems.append(f"top-level keys {sorted(record)} are not {sorted(EVALUATION_KEYS)}")
+    _check_source(record, problems)
     if record.get("unit") not in UNITS:
         problems.append(f"unit {record.get('unit')!r} is not one of {', '.join(UNITS)}")
     if set(record.get("train") or {}) != TRAIN_SCORES:
@@ -116,3 +142,40 @@ def check_model_metrics(record: dict) -> None:
                         f"{[sorted(keys) for keys in TEST_SCORES.values()]}")
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def check_model_metrics(record: dict) -> None:
+    """Raise ``ValueError`` naming what a model's headline metrics record lacks or has extra."""
+    problems = []
+    if set(record) != HEADLINE_KEYS:
+        problems.append(f"top-level keys {sorted(record)} are not {sorted(HEADLINE_KEYS)}")
+    _check_source(record, problems)
+    if set(record.get("train") or {}) != HEADLINE_TRAIN:
+        problems.append(f"train scores {sorted(record.get('train') or {})} are not {sorted(HEADLINE_TRAIN)}")
+    if set(record.get("test") or {}) not in HEADLINE_TEST:
+        problems.append(f"test scores {sorted(record.get('test') or {})} are none of "
+                        f"{[sorted(keys) for keys in HEADLINE_TEST]}")
+    if not isinstance(record.get("diverged"), bool):
+        problems.append(f"diverged {record.get('diverged')!r} is not true or false")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def study_summary(table: Sequence[dict], run_column: str, *, accuracy_column: str = "test_accuracy") -> dict:
+    """A study's metrics: its best run by ``accuracy_column`` and how many runs diverged.
+
+    ``table`` is the study's ``plots/<study>/table.csv`` rows; a diverged run's accuracy is NaN or None.
+    """
+    scored = [row for row in table if row[accuracy_column] is not None and math.isfinite(row[accuracy_column])]
+    best = max(scored, key=lambda row: row[accuracy_column], default=None)
+    return {"best": {"run": None if best is None else str(best[run_column]),
+                     "test_accuracy": None if best is None else best[accuracy_column]},
+            "diverged_runs": sum(bool(row.get("diverged")) for row in table)}
+
+
+def wide_history(histories: Mapping[str, Sequence[dict]], x: str, column: str) -> list[dict]:
+    """One row per ``x`` value holding every run's ``column``, None where a run has no such row
+    (it diverged before): the shape a DVC plot draws as one line per run."""
+    xs = sorted({row[x] for rows in histories.values() for row in rows})
+    by_run = {label: {row[x]: row[column] for row in rows} for label, rows in histories.items()}
+    return [{x: value, **{label: by_run[label].get(value) for label in histories}} for value in xs]

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from nnlab.results import TrainResult, classifier_scores, diverged_scores, model_metrics
+from nnlab.results import TrainResult, classifier_scores, diverged_scores, model_evaluation
 
 CLASS_WEIGHTS = ("none", "balanced")
 EVAL_BATCH_SIZE = 256
@@ -163,13 +163,13 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
 
 def run_metrics(model: nn.Module, result: TrainResult, train: ArrayDataset, test: ArrayDataset,
                 class_names: list[str], device: torch.device, source: str) -> tuple[dict, np.ndarray | None]:
-    """The run's metrics record (see :mod:`nnlab.results`), and the predicted class of every test
+    """The run's evaluation record (see :mod:`nnlab.results`), and the predicted class of every test
     row (None when the run diverged: its weights are not a model)."""
     if result.diverged:
-        return model_metrics(source, result.run_record(), diverged_scores(class_names, train=True),
-                             diverged_scores(class_names)), None
+        return model_evaluation(source, result.run_record(), diverged_scores(class_names, train=True),
+                                diverged_scores(class_names)), None
     splits = {}
     for split, data in (("train", train), ("test", test)):
         loss, predicted = evaluate(model, data, device)
         splits[split] = classifier_scores(data.labels, predicted, class_names, loss, train=split == "train")
-    return model_metrics(source, result.run_record(), splits["train"], splits["test"]), predicted
+    return model_evaluation(source, result.run_record(), splits["train"], splits["test"]), predicted

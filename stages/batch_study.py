@@ -5,7 +5,7 @@ the same number of epochs (passes over the training split) and the same lr.
 
 Reads data/generated/moons_1000.npz and params `batch_study` (+ `train` for
 the seed, and for lr when the section's lr is null); writes
-metrics/batch_study.json (final scores per batch size), plots/batch_study/
+metrics/batch_study.json (the best batch size and how many diverged), plots/batch_study/
 history_<size>.csv (one per batch size: step, epoch, train/test loss and
 accuracy), table.csv (final and best test accuracy, updates, seconds) and
 {test_accuracy,train_loss}.png (one curve per batch size).
@@ -20,6 +20,7 @@ from nnlab.io import StageOutputs
 from nnlab.models import mlp
 from nnlab.nn import CrossEntropy, steps_per_epoch
 from nnlab.params import learning_rate, load_params, seed
+from nnlab.results import study_summary
 from nnlab.runtime import numpy_rng
 
 INPUT = "data/generated/moons_1000.npz"
@@ -59,8 +60,6 @@ def main(argv=None) -> None:
             desc=f"batch {label}")
         seconds[label] = time.perf_counter() - start
 
-    metrics = {"source": "generated",
-               "batch_size": {label: mlp.summary(result) for label, result in results.items()}}
     table = [{"batch_size": label, "epochs": epochs, "updates": result.trained,
               "final_train_accuracy": result.final()["train_accuracy"],
               "final_test_accuracy": result.final()["test_accuracy"],
@@ -73,7 +72,7 @@ def main(argv=None) -> None:
                for column in ("test_accuracy", "train_loss")}
 
     with StageOutputs() as out:
-        out.json(f"metrics/{NAME}.json", metrics)
+        out.json(f"metrics/{NAME}.json", study_summary(table, "batch_size", accuracy_column="final_test_accuracy"))
         out.csv(f"plots/{NAME}/table.csv", table)
         for label, result in results.items():
             out.csv(f"plots/{NAME}/history_{label}.csv", result.history)

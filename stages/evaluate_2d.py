@@ -3,8 +3,9 @@
 Run as `python -m stages.evaluate_2d --model <name>` with name one of
 perceptron, mlp_moons, bce_moons, tanh_mlp. Reads models/<name>/ (with its
 kind's loader), the split it was trained on from data/generated/ and
-plots/<name>/history.csv; writes metrics/<name>.json (train and test accuracy
-and loss; test F1 of class 1 and per-class recall), plots/<name>/confusion.json
+plots/<name>/history.csv; writes metrics/<name>.json (the headline: train and
+test accuracy, test F1 of class 1), plots/<name>/evaluation.json (every score:
+losses, per-class recall, how the run ended), plots/<name>/confusion.json
 (test split), the training curves loss.png and accuracy.png, and decision.png:
 the perceptron's decision line over both splits, or the net's P(class 1) over
 the plane with the test points. Retrains nothing.
@@ -23,7 +24,7 @@ from nnlab.datasets.synthetic import Split, load_split
 from nnlab.io import StageOutputs
 from nnlab.metrics import confusion_records
 from nnlab.models import mlp, perceptron, tanh_mlp
-from nnlab.results import TrainResult, classifier_scores, diverged_scores, model_metrics
+from nnlab.results import TrainResult, classifier_scores, diverged_scores, model_evaluation, model_metrics
 
 
 class Model(NamedTuple):
@@ -69,24 +70,25 @@ def main(argv=None) -> None:
     result = TrainResult.from_run_record(spec["run"], history)
     classes, names = spec["classes"], [str(c) for c in spec["classes"]]
     if result.diverged:
-        metrics = model_metrics(spec["source"], result.run_record(), diverged_scores(names, train=True),
-                                diverged_scores(names))
+        evaluation = model_evaluation(spec["source"], result.run_record(), diverged_scores(names, train=True),
+                                      diverged_scores(names))
         confusion = []
     else:
         train, _ = scores(model, split.X_train, split.y_train, classes, train=True)
         test, predicted = scores(model, split.X_test, split.y_test, classes, train=False)
-        metrics = model_metrics(spec["source"], result.run_record(), train, test)
+        evaluation = model_evaluation(spec["source"], result.run_record(), train, test)
         confusion = confusion_records(np.searchsorted(classes, split.y_test), predicted, names)
     figures = plotting.split_curves(history, x=x, metrics=("loss", "accuracy"), title=title)
     figures["decision"] = decision_figure(model, split, title)
     with StageOutputs() as out:
-        out.json(f"metrics/{name}.json", metrics)
+        out.json(f"metrics/{name}.json", model_metrics(evaluation))
+        out.json(f"plots/{name}/evaluation.json", evaluation)
         out.json(f"plots/{name}/confusion.json", confusion)
         for figure_name, figure in figures.items():
             out.figure(f"plots/{name}/{figure_name}.png", figure)
-    print(f"{name}: diverged" if metrics["diverged"] else
-          f"{name}: train accuracy {metrics['train']['accuracy']:.4f}, test accuracy {metrics['test']['accuracy']:.4f},"
-          f" F1 {metrics['test']['f1']:.4f}")
+    print(f"{name}: diverged" if evaluation["diverged"] else
+          f"{name}: train accuracy {evaluation['train']['accuracy']:.4f}, "
+          f"test accuracy {evaluation['test']['accuracy']:.4f}, F1 {evaluation['test']['f1']:.4f}")
 
 
 if __name__ == "__main__":

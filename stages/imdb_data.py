@@ -3,7 +3,8 @@
 Reads params `data.imdb` (for source aclimdb or csv also the file or folder at
 `data.imdb.path`; aclimdb with `path: null` downloads the tarball into
 `data.imdb.download_dir`); writes data/imdb/reviews.csv (columns review,
-sentiment, split) and metrics/imdb_data.json (the source and the counts).
+sentiment, split) and plots/imdb_data/data_stats.json (the source and the
+counts: facts about the data, not metrics).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from nnlab.io import StageOutputs
 from nnlab.params import Section, load_params
 
 SPLITS = ("random", "official")
-METRICS = "metrics/imdb_data.json"
+STATS = "plots/imdb_data/data_stats.json"
 
 
 def synthetic_options(cfg: Section) -> dict:
@@ -59,13 +60,13 @@ def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     source, reviews = load_reviews(load_params(args.params).section("data").section("imdb"))
     counts = reviews.groupby(["split", "sentiment"]).size()
-    metrics = {"source": source,
-               **{split: {"reviews": int(counts[split].sum()), **counts[split].to_dict()}
-                  for split in ("train", "test")}}
+    stats = {"source": source,
+             **{split: {"reviews": int(counts[split].sum()), **counts[split].to_dict()}
+                for split in ("train", "test")}}
     with StageOutputs() as out:
         out.csv(imdb.REVIEWS_TABLE, reviews)
-        out.json(METRICS, metrics)
-    print(f"imdb_data: {source} reviews, {metrics['train']['reviews']} train, {metrics['test']['reviews']} test")
+        out.json(STATS, stats)
+    print(f"imdb_data: {source} reviews, {stats['train']['reviews']} train, {stats['test']['reviews']} test")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Run as `python -m stages.imdb_evaluate --model <model>`, the model being
 imdb_train (the report's protocol) or imdb_tuned. Reads models/<model>/,
 data/imdb/tfidf/ and plots/<model>/history.csv; writes metrics/<model>.json
-(train and test accuracy and BCE loss; test F1 and per-class recall),
+(the headline: train and test accuracy, test F1), plots/<model>/evaluation.json
+(every score: BCE losses, per-class recall, how the run ended),
 plots/<model>/confusion.json (test split), roc.csv and precision_recall.csv
 (test split, scikit-learn's curves), and the training curves loss.png and
 accuracy.png. Retrains nothing.
@@ -19,7 +20,7 @@ from nnlab.datasets import imdb
 from nnlab.io import StageOutputs
 from nnlab.metrics import confusion_records, curve_rows
 from nnlab.models import sentiment
-from nnlab.results import TrainResult
+from nnlab.results import TrainResult, model_metrics
 
 FEATURES = "data/imdb/tfidf"
 MODELS = ("imdb_train", "imdb_tuned")
@@ -35,15 +36,16 @@ def main(argv=None) -> None:
     history = pd.read_csv(f"{plots}/history.csv").to_dict("records")
     # On the CPU wherever the model was trained: the same figures on every machine.
     training = sentiment.Training(model, TrainResult.from_run_record(spec["run"], history), [])
-    metrics, probabilities = sentiment.run_metrics(training, spec["source"], X_train, y_train, X_test, y_test,
-                                                   torch.device("cpu"))
+    evaluation, probabilities = sentiment.run_metrics(training, spec["source"], X_train, y_train, X_test, y_test,
+                                                      torch.device("cpu"))
     config = spec["config"]
     figures = plotting.split_curves(
         history, x="epoch", metrics=("loss", "accuracy"),
         title=f"IMDB classifier ({config['activation']}, {config['optimizer']} lr {config['lr']:g}, "
               f"batch {config['batch_size']})")
     with StageOutputs() as out:
-        out.json(f"metrics/{args.model}.json", metrics)
+        out.json(f"metrics/{args.model}.json", model_metrics(evaluation))
+        out.json(f"{plots}/evaluation.json", evaluation)
         predicted = [] if probabilities is None else (probabilities >= 0.5).astype(int)
         out.json(f"{plots}/confusion.json", confusion_records(y_test, predicted, imdb.SENTIMENTS))
         roc, precision_recall = curve_rows(y_test, probabilities)
@@ -51,9 +53,9 @@ def main(argv=None) -> None:
         out.csv(f"{plots}/precision_recall.csv", precision_recall)
         for name, figure in figures.items():
             out.figure(f"{plots}/{name}.png", figure)
-    test = metrics["test"]
-    print(f"imdb_evaluate {args.model}: diverged" if metrics["diverged"] else
-          f"imdb_evaluate {args.model}: train accuracy {metrics['train']['accuracy']:.4f}, test accuracy {test['accuracy']:.4f},"
+    test = evaluation["test"]
+    print(f"imdb_evaluate {args.model}: diverged" if evaluation["diverged"] else
+          f"imdb_evaluate {args.model}: train accuracy {evaluation['train']['accuracy']:.4f}, test accuracy {test['accuracy']:.4f},"
           f" F1 {test['f1']:.4f}")
 
 

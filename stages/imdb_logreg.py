@@ -3,22 +3,25 @@
 Beyond the report: a linear model on the very features the network reads, so
 that RESULTS.md shows what the hidden layers add. Reads data/imdb/tfidf/,
 params `imdb_logreg` (C, max_iter) and `data.imdb.source`;
-writes models/imdb_logreg/ (coefficients and intercept, spec.json) and
-metrics/imdb_logreg.json (the metrics schema of nnlab/results.py: train and
-test accuracy and log loss, test F1 and per-class recall; `trained` counts
-lbfgs iterations, unit step).
+writes models/imdb_logreg/ (coefficients and intercept, spec.json),
+metrics/imdb_logreg.json (the headline: train and test accuracy, test F1),
+plots/imdb_logreg/evaluation.json (every score: log losses, per-class recall;
+`trained` counts lbfgs iterations, unit step) and confusion.json (test split).
 """
 from __future__ import annotations
 
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import imdb
 from nnlab.io import StageOutputs
+from nnlab.metrics import confusion_records
 from nnlab.models import sentiment_linear
 from nnlab.params import load_params
+from nnlab.results import model_metrics
 
 FEATURES = "data/imdb/tfidf"
 MODEL = "models/imdb_logreg"
 METRICS = "metrics/imdb_logreg.json"
+PLOTS = "plots/imdb_logreg"
 
 
 def main(argv=None) -> None:
@@ -32,12 +35,15 @@ def main(argv=None) -> None:
 
     X_train, y_train, X_test, y_test = imdb.load_features(FEATURES)
     model = sentiment_linear.fit(X_train, y_train, C=C, max_iter=max_iter)
-    metrics = sentiment_linear.run_metrics(model, source, X_train, y_train, X_test, y_test)
+    evaluation, predicted = sentiment_linear.run_evaluation(model, source, X_train, y_train, X_test, y_test)
     with StageOutputs() as out:
         sentiment_linear.save_model(out.directory(MODEL), model, source=source)
-        out.json(METRICS, metrics)
-    print(f"imdb_logreg: {metrics['trained']} lbfgs iterations, train accuracy {metrics['train']['accuracy']:.4f},"
-          f" test accuracy {metrics['test']['accuracy']:.4f}, F1 {metrics['test']['f1']:.4f}")
+        out.json(METRICS, model_metrics(evaluation))
+        out.json(f"{PLOTS}/evaluation.json", evaluation)
+        out.json(f"{PLOTS}/confusion.json", confusion_records(y_test, predicted, imdb.SENTIMENTS))
+    test = evaluation["test"]
+    print(f"imdb_logreg: {evaluation['trained']} lbfgs iterations, train accuracy {evaluation['train']['accuracy']:.4f},"
+          f" test accuracy {test['accuracy']:.4f}, F1 {test['f1']:.4f}")
 
 
 if __name__ == "__main__":

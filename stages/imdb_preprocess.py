@@ -4,9 +4,9 @@ Reads data/imdb/reviews.csv and params `preprocess` (+ `data.imdb.source`, recor
 with the fitted features); writes data/imdb/tfidf/ (X_train.npz, X_test.npz: sparse
 TF-IDF fitted on the training split only; labels.npz: positive=1, negative=0),
 models/imdb_tfidf/ (the cleaning settings and the fitted vocabulary and idf, which
-`python -m nnlab.predict imdb` applies to new reviews), metrics/preprocess.json
-(class counts per split, the [0, 1] feature check, the vocabulary size) and
-plots/preprocess/ (class_counts.csv and .png, samples.json: one random
+`python -m nnlab.predict imdb` applies to new reviews) and
+plots/preprocess/ (data_stats.json: class counts per split, the [0, 1] feature
+check, the vocabulary size; class_counts.csv and .png, samples.json: one random
 positive and one random negative training review, raw and cleaned, each cut
 to SAMPLE_CHARS characters).
 """
@@ -83,10 +83,10 @@ def main(argv=None) -> None:
 
     counts = {split: {"negative": int((y == 0).sum()), "positive": int((y == 1).sum())}
               for split, y in labels.items()}
-    metrics = {"source": source, **{split: {"reviews": len(labels[split]), **counts[split]} for split in counts},
-               "features": {"n_features": len(vocabulary), **feature_range_check(X_train, X_test)}}
-    if not metrics["features"]["in_unit_interval"]:
-        raise DataError(f"TF-IDF features outside [0, 1]: {metrics['features']}")
+    stats = {"source": source, **{split: {"reviews": len(labels[split]), **counts[split]} for split in counts},
+             "features": {"n_features": len(vocabulary), **feature_range_check(X_train, X_test)}}
+    if not stats["features"]["in_unit_interval"]:
+        raise DataError(f"TF-IDF features outside [0, 1]: {stats['features']}")
     shown = samples(raw["train"], cleaned["train"], labels["train"], sample_seed)
     count_rows = [{"split": s, "sentiment": k, "count": v} for s, c in counts.items() for k, v in c.items()]
     figure = plotting.bar_chart(counts, title="IMDB reviews per class", ylabel="reviews")
@@ -95,14 +95,14 @@ def main(argv=None) -> None:
         features = out.directory(FEATURES)
         imdb.save_features(features, X_train, X_test, labels["train"], labels["test"])
         TextFeatures(config, vectorizer).save(out.directory(FEATURES_MODEL), source)
-        out.json("metrics/preprocess.json", metrics)
+        out.json(f"{PLOTS}/data_stats.json", stats)
         out.csv(f"{PLOTS}/class_counts.csv", count_rows)
         out.figure(f"{PLOTS}/class_counts.png", figure)
         out.json(f"{PLOTS}/samples.json", shown)
     for name, sample in shown.items():
         print(f"{name} review (raw): {sample['raw'][:300]}\n{name} review (cleaned): {sample['cleaned'][:300]}")
     print(f"preprocess: {X_train.shape[0]} train, {X_test.shape[0]} test, {len(vocabulary)} TF-IDF features"
-          f" in [{metrics['features']['min']:.3g}, {metrics['features']['max']:.3g}]")
+          f" in [{stats['features']['min']:.3g}, {stats['features']['max']:.3g}]")
 
 
 if __name__ == "__main__":

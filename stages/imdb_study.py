@@ -5,10 +5,11 @@ Reads data/imdb/tfidf/ and params `imdb_study` (each variant overrides some of
 weight_decay), `imdb_train` and
 `train`; trains every variant, `n_jobs` at a time (on one thread each when
 several run at once, else on `train.threads`); writes
-metrics/imdb_study.json (train and test metrics per variant),
-plots/imdb_study/table.csv (one row per variant: settings, test accuracy and
-F1, the report's test accuracy, seconds), history.csv (train loss per epoch
-per variant), accuracy.png (ours beside the report's) and loss.png.
+metrics/imdb_study.json (the best variant and how many diverged),
+plots/imdb_study/table.csv (one row per variant: settings, train and test
+accuracy, test F1, the report's test accuracy, seconds),
+history_{train_loss,train_accuracy,test_accuracy}.csv (per epoch, a column per
+variant), accuracy.png (ours beside the report's) and loss.png.
 """
 from __future__ import annotations
 
@@ -23,12 +24,14 @@ from nnlab.io import StageOutputs
 from nnlab.models.sentiment import ACTIVATIONS, INITS, OPTIMIZERS, ClassifierConfig, run_metrics, train_classifier
 from nnlab.params import Section, load_params, seed, train_settings
 from nnlab.report import load_references, report_figure
+from nnlab.results import study_summary, wide_history
 from nnlab.runtime import torch_device
 from nnlab.stage_config import classifier_config
 
 FEATURES = "data/imdb/tfidf"
 PLOTS = "plots/imdb_study"
 METRICS = "metrics/imdb_study.json"
+HISTORY_COLUMNS = ("train_loss", "train_accuracy", "test_accuracy")
 REFERENCES = "references.yaml"   # the report's figure for each variant
 
 
@@ -92,15 +95,16 @@ def main(argv=None) -> None:
     table = []
     references = load_references(Path(REFERENCES))
     for name, config in variants.items():
-        report = report_figure(references, [METRICS, name, "test", "accuracy"])
-        test = results[name]["metrics"]["test"]
+        report = report_figure(references, [f"{PLOTS}/table.csv", {"variant": name}, "test_accuracy"])
+        evaluation = results[name]["metrics"]
         table.append({"variant": name, "lr": config.lr, "activation": config.activation,
                       "batch_size": config.batch_size, "init": config.init,
-                      "test_accuracy": test["accuracy"], "test_f1": test["f1"],
+                      "train_accuracy": evaluation["train"]["accuracy"],
+                      "test_accuracy": evaluation["test"]["accuracy"], "test_f1": evaluation["test"]["f1"],
                       "report_test_accuracy": report, "diverged": results[name]["metrics"]["diverged"],
                       "seconds": round(results[name]["seconds"], 1)})
-    history = [{"epoch": h["epoch"], "variant": name, "train_loss": h["train_loss"]}
-               for name, r in results.items() for h in r["history"]]
+    # A variant that diverged in its first epoch has no curve: no empty column.
+    histories = {name: r["history"] for name, r in results.items() if r["history"]}
     accuracy_figure = plotting.bar_chart(
         {row["variant"]: {"ours": "diverged" if row["diverged"] else row["test_accuracy"],
                           "report": row["report_test_accuracy"] or "not run"}
@@ -112,9 +116,10 @@ def main(argv=None) -> None:
         title="IMDB classifier variants: train loss", xlabel="epoch", ylabel="BCE loss")
 
     with StageOutputs() as out:
-        out.json(METRICS, {"source": source, **{name: r["metrics"] for name, r in results.items()}})
+        out.json(METRICS, study_summary(table, "variant"))
         out.csv(f"{PLOTS}/table.csv", table)
-        out.csv(f"{PLOTS}/history.csv", history)
+        for column in HISTORY_COLUMNS:
+            out.csv(f"{PLOTS}/history_{column}.csv", wide_history(histories, "epoch", column))
         out.figure(f"{PLOTS}/accuracy.png", accuracy_figure)
         out.figure(f"{PLOTS}/loss.png", loss_figure)
     for row in table:

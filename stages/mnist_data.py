@@ -2,7 +2,8 @@
 
 Reads params `data.mnist` (source embedded | idx | download); writes
 data/mnist/raw.npz (images_train/test (n, 28, 28), labels_train/test) and
-metrics/mnist_data.json (the split sizes and class counts).
+plots/mnist_data/data_stats.json (the split sizes and class counts: facts
+about the data, not metrics).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from nnlab.io import StageOutputs
 from nnlab.params import load_params
 
 OUTPUT = "data/mnist/raw.npz"
-METRICS = "metrics/mnist_data.json"
+STATS = "plots/mnist_data/data_stats.json"
 
 
 def main(argv=None) -> None:
@@ -25,13 +26,13 @@ def main(argv=None) -> None:
                 "test_fraction": cfg.float("test_fraction", min=0.01, max=0.99), "seed": cfg.int("seed", min=0)}
     cfg.check_all_used()
     split = mnist.load(source, **settings)
-    metrics = {"source": source, **{
+    stats = {"source": source, **{
         name: {"samples": len(labels), "per_class": np.bincount(labels, minlength=mnist.N_CLASSES)}
         for name, labels in (("train", split.labels_train), ("test", split.labels_test))}}
     with StageOutputs() as out:
         out.npz(OUTPUT, **split.arrays())
-        out.json(METRICS, metrics)
-    print(f"mnist ({source}): {metrics['train']['samples']} train, {metrics['test']['samples']} test digits")
+        out.json(STATS, stats)
+    print(f"mnist ({source}): {stats['train']['samples']} train, {stats['test']['samples']} test digits")
 
 
 if __name__ == "__main__":

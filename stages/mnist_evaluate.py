@@ -2,8 +2,9 @@
 
 Reads models/mnist_linear/, models/mnist_torch/, their history.csv and
 data/mnist/normalized.npz; writes metrics/mnist_linear.json and
-metrics/mnist_torch.json (train and test accuracy and loss, the mean
-0.5 ||Wx - y||^2; test macro-F1 and per-digit recall), plots/<model>/confusion.json
+metrics/mnist_torch.json (the headline: train and test accuracy, test
+macro-F1), plots/<model>/evaluation.json (every score: losses, the mean
+0.5 ||Wx - y||^2, per-digit recall, how the run ended), plots/<model>/confusion.json
 (test split) and curves.png, and plots/mnist_torch/comparison.png (the report's
 bar chart of hand-written against PyTorch accuracy). Retrains nothing.
 """
@@ -19,6 +20,7 @@ from nnlab.datasets import mnist
 from nnlab.io import StageOutputs
 from nnlab.metrics import confusion_records
 from nnlab.models import linear
+from nnlab.results import model_metrics
 
 INPUT = "data/mnist/normalized.npz"
 MODELS = {"mnist_linear": ("hand-written (numpy)", linear.load_numpy_model),
@@ -45,7 +47,8 @@ def main(argv=None) -> None:
         title="Linear MNIST classifier: final accuracy", ylabel="accuracy")
     with StageOutputs() as out:
         for name in MODELS:
-            out.json(f"metrics/{name}.json", records[name])
+            out.json(f"metrics/{name}.json", model_metrics(records[name]))
+            out.json(f"plots/{name}/evaluation.json", records[name])
             out.json(f"plots/{name}/confusion.json", confusions[name])
             out.figure(f"plots/{name}/curves.png", curves[name])
         out.figure("plots/mnist_torch/comparison.png", comparison)

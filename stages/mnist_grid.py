@@ -19,6 +19,7 @@ from nnlab.datasets import mnist
 from nnlab.io import StageOutputs
 from nnlab.models import linear
 from nnlab.params import load_params, seed
+from nnlab.results import study_summary
 
 INPUT = "data/mnist/normalized.npz"
 NAME = "mnist_grid"
@@ -32,12 +33,12 @@ def main(argv=None) -> None:
     cfg.batch_sizes("batch_sizes", sys.maxsize)  # type and >= 1 now, before reading data; the bound below
     iterations, eval_every = cfg.int("iterations", min=1), cfg.int("eval_every", min=1)
     cfg.check_all_used()
-    source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
     data = mnist.load_normalized(INPUT)
     batch_sizes = cfg.batch_sizes("batch_sizes", len(data.labels_train))
     runs = linear.lr_batch_grid(data, lrs=lrs, batch_sizes=batch_sizes, iterations=iterations,
                                 eval_every=eval_every, seed=seed(params))
-    table = [run.table_row() for run in runs]
+    table = [{"run": f"lr_{run.settings['lr']:g}_batch_{run.settings['batch_size']}", **run.table_row()}
+             for run in runs]
     best = linear.best_lr_per_batch(runs)
     by_pair = {(row["lr"], row["batch_size"]): row for row in table}
     best_test = np.array([[by_pair[lr, batch]["best_test_accuracy"] for batch in batch_sizes] for lr in lrs],
@@ -47,14 +48,7 @@ def main(argv=None) -> None:
     curves = plotting.step_curves({f"batch {batch}": {f"lr {run.settings['lr']:g}": run.result.history
                                                       for run in runs if run.settings["batch_size"] == batch}
                                    for batch in batch_sizes})
-    metrics = {
-        "source": source,
-        "runs": {f"lr_{row['lr']:g}_batch_{row['batch_size']}": {
-            "test_accuracy": row["final_test_accuracy"], "best_test_accuracy": row["best_test_accuracy"],
-            "diverged": row["diverged"]} for row in table},
-        "best_lr": {f"batch_{row['batch_size']}": row for row in best},
-        "diverged_runs": sum(row["diverged"] for row in table),
-    }
+    metrics = study_summary(table, "run", accuracy_column="final_test_accuracy")
     with StageOutputs() as out:
         out.csv(f"plots/{NAME}/table.csv", table)
         out.csv(f"plots/{NAME}/best_lr.csv", best)

@@ -4,7 +4,8 @@ Reads data/mnist/normalized.npz and params `mnist_train_size` (+ `train.seed`);
 writes plots/mnist_train_size/table.csv (requested and used N', whether it was
 clamped to the training set, final and best accuracies, seconds),
 plots/mnist_train_size/history.csv, plots/mnist_train_size/curves.png and
-metrics/mnist_train_size.json. A size above the training set is clamped to it.
+metrics/mnist_train_size.json (the best N', how many diverged). A size above the
+training set is clamped to it.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from nnlab.datasets import mnist
 from nnlab.io import StageOutputs
 from nnlab.models import linear
 from nnlab.params import load_params, seed, sgd_settings
+from nnlab.results import study_summary
 
 INPUT = "data/mnist/normalized.npz"
 NAME = "mnist_train_size"
@@ -26,17 +28,13 @@ def main(argv=None) -> None:
     sizes = cfg.int_list("sizes", min=1)
     settings = sgd_settings(params, cfg)
     cfg.check_all_used()
-    source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
     data = mnist.load_normalized(INPUT)
     cfg.batch_size("batch_size", min(*sizes, len(data.labels_train)), allow_full=False)  # the smallest run's
     runs = linear.train_size_study(data, sizes=sizes, seed=seed(params), **settings)
     table = [run.table_row() for run in runs]
     fig = plotting.step_curves({f"lr {settings['lr']:g}, batch {settings['batch_size']}": {
         f"N'={run.settings['used_size']}": run.result.history for run in runs}})
-    metrics = {"source": source, **{f"n_{row['requested_size']}": {
-        "used_size": row["used_size"], "clamped": row["clamped"], "test_accuracy": row["final_test_accuracy"],
-        "best_test_accuracy": row["best_test_accuracy"], "train_accuracy": row["final_train_accuracy"],
-        "diverged": row["diverged"]} for row in table}}
+    metrics = study_summary(table, "requested_size", accuracy_column="final_test_accuracy")
     with StageOutputs() as out:
         out.csv(f"plots/{NAME}/table.csv", table)
         out.csv(f"plots/{NAME}/history.csv", [row for run in runs for row in run.history_rows()])

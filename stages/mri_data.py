@@ -3,8 +3,8 @@
 Reads params `data.mri` (`source: synthetic` generates phantom slices offline;
 `source: folder` decodes the Kaggle "Alzheimer's Dataset" at `folder.path`).
 Writes data/mri/raw/{train,test}_{images,labels}.npy (uint8 slices, class
-indices) and info.json, metrics/mri_data.json (counts per class, skipped
-files, empty class folders) and plots/mri_data/{examples.png,skipped.csv}.
+indices) and info.json, and plots/mri_data/{data_stats.json (counts per
+class, skipped files, empty class folders), examples.png, skipped.csv}.
 """
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def main(argv=None) -> None:
             np.save(directory / f"{split}_images.npy", slices.images)
             np.save(directory / f"{split}_labels.npy", slices.labels)
         (directory / "info.json").write_text(dumps_json(info), encoding="utf-8")
-        out.json("metrics/mri_data.json", {"source": source, **counts, "skipped": len(skipped), "empty_class_folders": empty_folders})
+        out.json(f"{PLOT_DIR}/data_stats.json", {"source": source, **counts, "skipped": len(skipped), "empty_class_folders": empty_folders})
         out.csv(f"{PLOT_DIR}/skipped.csv", pd.DataFrame(skipped, columns=["file", "reason"]))
         out.figure(f"{PLOT_DIR}/examples.png", examples_figure(splits["train"], f"MRI train slices: {info['description']}"))
     print(f"mri_data: {info['description']}: {json.dumps(counts)}; skipped {len(skipped)} file(s)")

@@ -2,9 +2,10 @@
 
 Run as `python -m stages.mri_evaluate --model <name>`. Reads models/mri_<name>/,
 data/mri/normalized/ and plots/mri_<name>/history.csv; writes
-metrics/mri_<name>.json (train and test loss and accuracy; test macro-F1 and
-per-class recall: accuracy alone misleads on classes of 50/35/14/1 %),
-plots/mri_<name>/confusion.json (test split), loss.png and accuracy.png (per
+metrics/mri_<name>.json (the headline: train and test accuracy, test
+macro-F1: accuracy alone misleads on classes of 50/35/14/1 %),
+plots/mri_<name>/evaluation.json (every score: losses, per-class recall, how
+the run ended), plots/mri_<name>/confusion.json (test split), loss.png and accuracy.png (per
 epoch). Retrains nothing; runs on the CPU, so the figures do not depend on
 where the model was trained.
 """
@@ -19,7 +20,7 @@ from nnlab.datasets import mri
 from nnlab.io import StageOutputs
 from nnlab.metrics import confusion_records
 from nnlab.models import mri_nets
-from nnlab.results import TrainResult
+from nnlab.results import TrainResult, model_metrics
 from nnlab.torch_train import run_metrics
 
 DATA_DIR = "data/mri/normalized"
@@ -34,18 +35,20 @@ def main(argv=None) -> None:
     train, test, info = mri.normalized_datasets(DATA_DIR)
     history = pd.read_csv(f"plots/{name}/history.csv").to_dict("records")
     result = TrainResult.from_run_record(spec["run"], history)
-    metrics, predicted = run_metrics(model, result, train, test, spec["class_names"], torch.device("cpu"),
-                                     spec["source"])
+    evaluation, predicted = run_metrics(model, result, train, test, spec["class_names"], torch.device("cpu"),
+                                        spec["source"])
     figures = plotting.split_curves(history, x="epoch", metrics=("loss", "accuracy"),
                                     title=f"{args.model} on {info['description']}")
     with StageOutputs() as out:
-        out.json(f"metrics/{name}.json", metrics)
+        out.json(f"metrics/{name}.json", model_metrics(evaluation))
+        out.json(f"plots/{name}/evaluation.json", evaluation)
         out.json(f"plots/{name}/confusion.json",
                  [] if predicted is None else confusion_records(test.labels, predicted, spec["class_names"]))
         for metric, figure in figures.items():
             out.figure(f"plots/{name}/{metric}.png", figure)
-    print(f"{name}: diverged" if metrics["diverged"] else
-          f"{name}: test accuracy {metrics['test']['accuracy']:.4f}, macro-F1 {metrics['test']['macro_f1']:.4f}")
+    print(f"{name}: diverged" if evaluation["diverged"] else
+          f"{name}: test accuracy {evaluation['test']['accuracy']:.4f}, "
+          f"macro-F1 {evaluation['test']['macro_f1']:.4f}")
 
 
 if __name__ == "__main__":

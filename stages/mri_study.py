@@ -3,9 +3,11 @@
 Run as `python -m stages.mri_study --study lr` (params `mri_lr_study`: the
 report's CNN3 at lr 1e-8, 0.01 and 10) or `--study batch` (params
 `mri_batch_study`: batch sizes 5, 15 and 100). Reads data/mri/normalized/ and
-`train`. Writes metrics/mri_<study>_study.json (one entry per run; a diverged
-run is marked and its values are null) and plots/mri_<study>_study/
-{table.csv (with seconds), history.csv, curves.png}.
+`train`. Writes metrics/mri_<study>_study.json (the best run and how many
+diverged) and plots/mri_<study>_study/{table.csv (one row per run: accuracies,
+macro-F1, every class's recall, seconds; a diverged run's scores are empty),
+history_train_accuracy.csv and history_test_accuracy.csv (per epoch, a column
+per run), curves.png}.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from nnlab.datasets import mri
 from nnlab.io import StageOutputs
 from nnlab.models import mri_nets
 from nnlab.params import learning_rate, load_params, seed, train_settings
+from nnlab.results import study_summary, wide_history
 from nnlab.runtime import torch_device
 from nnlab.torch_train import CLASS_WEIGHTS, run_metrics
 
@@ -59,28 +62,32 @@ def main(argv=None) -> None:
         key = "batch_size" if args.study == "lr" else "batch_sizes"
         raise cfg.fail(key, largest, f"larger than the {len(train)} training samples")
 
-    runs, table, history = {}, [], []
+    table, histories = [], {}
     progress = Progress(len(settings), name, unit="run", lines_on_terminal=True)
     for label, options in settings.items():
         started = time.perf_counter()
         net, result = mri_nets.fit(model, train, test, seed=seed(params), device=device, desc=f"{model} {label}",
                                    threads=training.threads, **options)
-        metrics, _ = run_metrics(net, result, train, test, info["class_names"], device, info["source"])
-        runs[label] = metrics
+        evaluation, _ = run_metrics(net, result, train, test, info["class_names"], device, info["source"])
+        test_scores = evaluation["test"]
         table.append({"run": label, "model": model, "lr": options["lr"], "batch_size": options["batch_size"],
-                      "diverged": metrics["diverged"], "train_accuracy": metrics["train"]["accuracy"],
-                      "test_accuracy": metrics["test"]["accuracy"], "test_macro_f1": metrics["test"]["macro_f1"],
+                      "diverged": evaluation["diverged"], "train_accuracy": evaluation["train"]["accuracy"],
+                      "test_accuracy": test_scores["accuracy"], "test_macro_f1": test_scores["macro_f1"],
+                      **{f"test_recall_{name}": recall for name, recall in test_scores["recall"].items()},
                       "seconds": time.perf_counter() - started})
-        history += [{"run": label, **row} for row in result.history]
+        if result.history:   # a run that diverged in its first epoch has no curve: no empty column
+            histories[label] = result.history
         progress.update()
-        progress.report(label, diverged=metrics["diverged"], test_accuracy=metrics["test"]["accuracy"])
+        progress.report(label, diverged=evaluation["diverged"], test_accuracy=test_scores["accuracy"])
     progress.close()
 
-    history_frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+    history_frame = pd.DataFrame([{"run": label, **row} for label, rows in histories.items() for row in rows],
+                                 columns=HISTORY_COLUMNS)
     with StageOutputs() as out:
-        out.json(f"metrics/{name}.json", {"source": info["source"], "model": model, "runs": runs})
+        out.json(f"metrics/{name}.json", study_summary(table, "run"))
         out.csv(f"plots/{name}/table.csv", table)
-        out.csv(f"plots/{name}/history.csv", history_frame)
+        for column in ("train_accuracy", "test_accuracy"):
+            out.csv(f"plots/{name}/history_{column}.csv", wide_history(histories, "epoch", column))
         out.figure(f"plots/{name}/curves.png", study_figure(history_frame, settings,
                    f"{model}: test accuracy per epoch, {info['description']}"))
 

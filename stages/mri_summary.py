@@ -1,7 +1,7 @@
 """Stage `mri_summary`: our MRI test figures beside report 001's.
 
-Reads metrics/mri_{simple_nn1,simple_nn2,cnn1,cnn_improved,lr_study}.json, the report's figures
-in references.yaml and
+Reads plots/mri_{simple_nn1,simple_nn2,cnn1,cnn_improved}/evaluation.json,
+plots/mri_lr_study/table.csv, the report's figures in references.yaml and
 data/mri/normalized/info.json (which data they were measured on). Writes
 plots/mri_summary/table.csv (report accuracy, ours, macro-F1, recall of the
 rarest class, diverged) and plots/mri_summary/comparison.png.
@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from nnlab import plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import mri
@@ -18,40 +20,39 @@ from nnlab.errors import DataError
 from nnlab.io import StageOutputs
 from nnlab.report import load_references, report_figure
 
-MODEL_METRICS = ("simple_nn1", "simple_nn2", "cnn1", "cnn_improved")
-STUDY = "metrics/mri_lr_study.json"
+MODELS = ("simple_nn1", "simple_nn2", "cnn1", "cnn_improved")
+STUDY_TABLE = "plots/mri_lr_study/table.csv"
 RAREST_CLASS = "ModerateDemented"
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path, read):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read(path)
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read ({exc}); run the MRI training stages first") from None
+        raise DataError(f"{path}: cannot read ({exc}); run the MRI evaluate and study stages first") from None
 
 
 def collect_runs() -> dict[str, tuple[dict, list]]:
-    """``{row label: (metrics, key path of its test accuracy)}`` for the single models and every run
-    of the lr study."""
+    """``{row label: (scores, where references.yaml finds its test accuracy)}`` for the single models
+    and every run of the lr study; scores in the study table's columns."""
     runs = {}
-    for name in MODEL_METRICS:
-        path = f"metrics/mri_{name}.json"
-        runs[name] = _read(Path(path)), [path, "test", "accuracy"]
-    study = _read(Path(STUDY))
-    for label, metrics in study["runs"].items():
-        runs[f"{study['model']}@{label}"] = metrics, [STUDY, "runs", label, "test", "accuracy"]
+    for name in MODELS:
+        evaluation = _read(Path(f"plots/mri_{name}/evaluation.json"), lambda path: json.loads(path.read_text()))
+        test = evaluation["test"]
+        scores = {"test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"],
+                  f"test_recall_{RAREST_CLASS}": test["recall"][RAREST_CLASS], "diverged": evaluation["diverged"]}
+        runs[name] = scores, [f"metrics/mri_{name}.json", "test", "accuracy"]
+    study = _read(Path(STUDY_TABLE), pd.read_csv)
+    for row in study.astype(object).where(study.notna(), None).to_dict("records"):
+        runs[f"{row['model']}@{row['run']}"] = row, [STUDY_TABLE, {"run": row["run"]}, "test_accuracy"]
     return runs
 
 
 def summary_rows(runs: dict[str, tuple[dict, list]], data: str, references: list[dict]) -> list[dict]:
-    rows = []
-    for label, (metrics, accuracy_path) in runs.items():
-        test = metrics["test"]
-        rows.append({"run": label, "data": data, "report_test_accuracy": report_figure(references, accuracy_path),
-                     "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"],
-                     f"test_recall_{RAREST_CLASS}": test["recall"][RAREST_CLASS],
-                     "diverged": metrics["diverged"]})
-    return rows
+    columns = ("test_accuracy", "test_macro_f1", f"test_recall_{RAREST_CLASS}", "diverged")
+    return [{"run": label, "data": data, "report_test_accuracy": report_figure(references, accuracy_path),
+             **{column: scores[column] for column in columns}}
+            for label, (scores, accuracy_path) in runs.items()]
 
 
 def main(argv=None) -> None:

@@ -4,7 +4,8 @@ Reads data/generated/circles.npz and params `tanh_grid` (+ `train.seed`);
 writes plots/tanh_grid/table.csv (one row per run: final train/test accuracy
 and loss, seconds, diverged), plots/tanh_grid/history.csv (every run's
 epochs), plots/tanh_grid/heatmap.png (final test accuracy, diverged runs
-marked), plots/tanh_grid/curves.png and metrics/tanh_grid.json (no times).
+marked), plots/tanh_grid/curves.png and metrics/tanh_grid.json (the best run and how
+many diverged; no times).
 Every run starts from the same initialisation; the runs of one batch size are
 trained together on the same batches (see nnlab.models.tanh_mlp.train_runs),
 so `seconds` is each run's share of that joint loop.
@@ -19,19 +20,11 @@ from nnlab.datasets.synthetic import load_circles
 from nnlab.io import StageOutputs
 from nnlab.models import tanh_mlp
 from nnlab.params import load_params, seed
+from nnlab.results import study_summary
 from nnlab.runtime import seed_torch
 
 INPUT = "data/generated/circles.npz"
 NAME = "tanh_grid"
-
-
-def best_run(runs: list[tanh_mlp.RunResult]) -> dict | None:
-    """The run with the highest final test accuracy (lowest test loss among ties)."""
-    finished = [run for run in runs if not run.diverged]
-    if not finished:
-        return None
-    best = max(finished, key=lambda run: (run.final()["test_accuracy"], -run.final()["test_loss"]))
-    return {"batch_size": best.batch_size, "lr": best.lr, **best.metrics()}
 
 
 def main(argv=None) -> None:
@@ -53,25 +46,19 @@ def main(argv=None) -> None:
     runs = [result for batch_size in batch_sizes
             for result in tanh_mlp.train_runs(data, hidden_units=hidden_units, batch_size=batch_size, lrs=lrs,
                                               epochs=epochs, seed=run_seed, init_std=init_std)]
-    table = [run.table_row() for run in runs]
+    table = [{"run": f"batch_{run.batch_size}_lr_{run.lr:g}", **run.table_row()} for run in runs]
     test_accuracy = np.array([[run.final()["test_accuracy"] for run in runs if run.batch_size == size]
                               for size in batch_sizes])
     heatmap = plotting.heatmap(test_accuracy, batch_sizes, [f"{lr:g}" for lr in lrs],
                                title="tanh MLP: final test accuracy", xlabel="learning rate",
                                ylabel="batch size", fmt="{:.3f}")
-    metrics = {
-        "source": "generated",
-        "runs": {f"batch_{run.batch_size}_lr_{run.lr:g}": run.metrics() for run in runs},
-        "best": best_run(runs),
-        "diverged_runs": sum(run.diverged for run in runs),
-    }
     with StageOutputs() as out:
         out.csv(f"plots/{NAME}/table.csv", table)
         out.csv(f"plots/{NAME}/history.csv", [{"batch_size": run.batch_size, "lr": run.lr, **row}
                                                for run in runs for row in run.history])
         out.figure(f"plots/{NAME}/heatmap.png", heatmap)
         out.figure(f"plots/{NAME}/curves.png", plotting.grid_curves(runs))
-        out.json(f"metrics/{NAME}.json", metrics)
+        out.json(f"metrics/{NAME}.json", study_summary(table, "run"))
     for row in table:
         outcome = (f"diverged at epoch {row['diverged_epoch']}" if row["diverged"] else
                    f"train {row['train_accuracy']:.3f}, test {row['test_accuracy']:.3f}")

@@ -15,14 +15,14 @@ pytest.register_assert_rewrite("pipeline_repo")
 from conftest import ROOT, venv_env  # noqa: E402
 from pipeline_repo import clone_workspace, load_strict, metrics_files, sh  # noqa: E402
 
-from nnlab.results import check_model_metrics  # noqa: E402
+from nnlab.results import check_model_evaluation, check_model_metrics  # noqa: E402
 
 pytest_plugins = ["pipeline_repo"]
 
 # The headline models: their train stage writes models/<name>, an evaluate stage writes metrics/<name>.json.
 MODELS = {"perceptron": "perceptron", "mlp_moons": "mlp_moons", "bce_moons": "bce_moons", "tanh_mlp": "tanh_mlp",
           "mnist_linear": "mnist_linear", "mnist_torch": "mnist_torch", "imdb_train": "imdb_train",
-          **{f"mri_{name}": f"mri_model@{name}" for name in ("simple_nn1", "simple_nn2", "cnn1", "cnn_improved")}}
+          "imdb_tuned": "imdb_tuned", **{f"mri_{name}": f"mri_model@{name}" for name in ("simple_nn1", "simple_nn2", "cnn1", "cnn_improved")}}
 REVIEWS = ["What a waste of two hours.", "Loved every minute"]
 
 
@@ -49,12 +49,14 @@ def test_every_headline_model_goes_train_to_evaluate_through_models(baseline):
     assert all(spec["type"] == "model" and spec["desc"] and spec["labels"] for spec in declared.values())
 
 
-def test_every_metrics_file_names_its_source_and_models_follow_the_schema(baseline):
+def test_models_write_the_headline_schema_and_studies_their_best_run(baseline):
     for path in metrics_files(baseline.path):
         record = load_strict(path)
-        assert record.get("source"), f"{path.name} names no data source"
         if path.stem in MODELS:
             check_model_metrics(record)
+            check_model_evaluation(load_strict(baseline.path / "plots" / path.stem / "evaluation.json"))
+        else:
+            assert set(record["best"]) == {"run", "test_accuracy"}, f"{path.name}: {record}"
 
 
 def test_deleting_metrics_reevaluates_without_retraining(baseline, tmp_path):

@@ -13,7 +13,7 @@ import torch
 from nnlab.datasets import imdb
 from nnlab.errors import DataError
 from nnlab.models import sentiment, sentiment_linear
-from nnlab.results import check_model_metrics
+from nnlab.results import check_model_evaluation, check_model_metrics, model_metrics
 from stages.imdb_tuned import chosen_epoch
 
 
@@ -76,10 +76,12 @@ def test_validation_split_is_stratified_disjoint_and_seeded():
 def test_logistic_regression_reference_in_the_metrics_schema(tmp_path):
     X, y = separable_reviews(300, seed=2)
     model = sentiment_linear.fit(X[:200], y[:200], C=10.0, max_iter=200)
-    metrics = sentiment_linear.run_metrics(model, "synthetic", X[:200], y[:200], X[200:], y[200:])
-    check_model_metrics(metrics)
-    assert metrics["test"]["accuracy"] > 0.8 and metrics["unit"] == "step" and metrics["trained"] >= 1
-    assert metrics["test"]["accuracy"] == pytest.approx(model.score(X[200:], y[200:]))
+    evaluation, predicted = sentiment_linear.run_evaluation(model, "synthetic", X[:200], y[:200], X[200:], y[200:])
+    check_model_evaluation(evaluation)
+    check_model_metrics(model_metrics(evaluation))
+    assert evaluation["test"]["accuracy"] > 0.8 and evaluation["unit"] == "step" and evaluation["trained"] >= 1
+    assert evaluation["test"]["accuracy"] == pytest.approx(model.score(X[200:], y[200:]))
+    np.testing.assert_array_equal(predicted, model.predict(X[200:]))
     sentiment_linear.save_model(tmp_path, model, source="synthetic")
     spec = json.loads((tmp_path / "spec.json").read_text())
     assert spec["kind"] == "imdb_logreg" and spec["params"]["C"] == 10.0

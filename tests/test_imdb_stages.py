@@ -28,13 +28,14 @@ def imdb_params(**overrides) -> dict:
 
 def test_stages_end_to_end(baseline):
     repo = baseline.path
-    assert json.loads((repo / "metrics/imdb_data.json").read_text())["source"] == "synthetic"
-    preprocess = json.loads((repo / "metrics/preprocess.json").read_text())
+    assert json.loads((repo / "plots/imdb_data/data_stats.json").read_text())["source"] == "synthetic"
+    preprocess = json.loads((repo / "plots/preprocess/data_stats.json").read_text())
     assert preprocess["features"]["in_unit_interval"] and preprocess["train"]["reviews"] == 160
     samples = json.loads((repo / "plots/preprocess/samples.json").read_text())
     assert set(samples) == {"positive", "negative"} and "<br />" not in samples["positive"]["cleaned"]
-    train = json.loads((repo / "metrics/imdb_train.json").read_text())
-    assert set(train["test"]) == {"accuracy", "loss", "f1", "recall"}
+    assert set(json.loads((repo / "metrics/imdb_train.json").read_text())["test"]) == {"accuracy", "f1"}
+    evaluation = json.loads((repo / "plots/imdb_train/evaluation.json").read_text())
+    assert set(evaluation["test"]) == {"accuracy", "loss", "f1", "recall"}
     confusion = json.loads((repo / "plots/imdb_train/confusion.json").read_text())
     assert len(confusion) == 40 and set(confusion[0]) == {"actual", "predicted"}
     for beyond_report in ("imdb_tuned", "imdb_logreg"):

@@ -196,18 +196,18 @@ def test_file_size_limit_is_one_line_naming_the_output(mnist_workdir):
 
 
 def test_output_folder_in_the_way_is_one_line_naming_it(mnist_workdir):
-    """Works as root too (chmod does not stop root): the metrics folder is a file."""
-    (mnist_workdir / "metrics").write_text("not a folder")
+    """Works as root too (chmod does not stop root): the plots folder is a file."""
+    (mnist_workdir / "plots").write_text("not a folder")
     result = run_stage("mnist_data", default_params(), mnist_workdir)
-    assert_one_line_and_old_outputs_kept(result, "cannot write metrics/mnist_data.json: File exists (metrics)",
+    assert_one_line_and_old_outputs_kept(result, "cannot write plots/mnist_data/data_stats.json: Not a directory (plots/mnist_data)",
                                          mnist_workdir, b"old outputs")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_output_folder_is_one_line_naming_it(mnist_workdir):
-    (mnist_workdir / "metrics").mkdir(mode=0o555)
+    (mnist_workdir / "plots").mkdir(mode=0o555)
     result = run_stage("mnist_data", default_params(), mnist_workdir)
-    assert_one_line_and_old_outputs_kept(result, "cannot write metrics/mnist_data.json: Permission denied",
+    assert_one_line_and_old_outputs_kept(result, "cannot write plots/mnist_data/data_stats.json: Permission denied",
                                          mnist_workdir, b"old outputs")
 
 

@@ -14,7 +14,7 @@ from nnlab import images
 from nnlab.datasets import mri, mri_phantom
 from nnlab.errors import DataError, ParamError
 from nnlab.models import mri_nets
-from nnlab.results import check_model_metrics
+from nnlab.results import check_model_evaluation
 from nnlab.torch_train import ArrayDataset, run_metrics
 from tolerances import assert_within, sum_tolerance
 
@@ -271,7 +271,7 @@ def test_training_learns_and_is_deterministic():
     assert metrics["train"]["accuracy"] > 0.9 and metrics["test"]["accuracy"] > 0.5   # chance: 0.25
     assert metrics["diverged"] is False and metrics["trained"] == 30 and metrics["unit"] == "epoch"
     assert len(predicted) == 20 and set(metrics["test"]["recall"]) == set(mri.CLASS_NAMES)
-    check_model_metrics(metrics)
+    check_model_evaluation(metrics)
 
 
 def test_huge_learning_rate_diverges_cleanly():
@@ -279,7 +279,7 @@ def test_huge_learning_rate_diverges_cleanly():
     metrics, predicted = scored_fit("cnn3", train, test, epochs=3, batch_size=5, lr=1e4, max_loss=100.0)
     assert metrics["diverged"] is True and metrics["diverged_at"] == 1
     assert metrics["test"]["accuracy"] is None and predicted is None
-    check_model_metrics(metrics)
+    check_model_evaluation(metrics)
 
 
 def test_saved_model_predicts_bit_for_bit_the_same(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from conftest import run_stage, tiny_params
@@ -25,15 +26,19 @@ def test_stages_end_to_end(baseline):
     assert normalized.shape == (120, 3, 40, 36) and normalized.dtype == np.float32
     assert json.loads((repo / "data/mri/normalized/info.json").read_text())["source"] == "synthetic"
     assert (repo / "plots/mri_normalize/sample.png").stat().st_size > 0
-    metrics = strict_json(repo / "metrics/mri_simple_nn2.json")
-    assert set(metrics["test"]) == {"loss", "accuracy", "macro_f1", "recall"}
+    assert set(strict_json(repo / "metrics/mri_simple_nn2.json")["test"]) == {"accuracy", "macro_f1"}
+    evaluation = strict_json(repo / "plots/mri_simple_nn2/evaluation.json")
+    assert set(evaluation["test"]) == {"loss", "accuracy", "macro_f1", "recall"}
     confusion = json.loads((repo / "plots/mri_simple_nn2/confusion.json").read_text())
     assert len(confusion) == 40 and set(confusion[0]) == {"actual", "predicted"}
 
-    # A diverged run is marked, with null values, in valid JSON (tests/tiny_params.yaml: lrs 0.01 and 10000).
-    runs = strict_json(repo / "metrics/mri_lr_study.json")["runs"]
-    assert runs["lr=0.01"]["diverged"] is False and runs["lr=0.01"]["test"]["accuracy"] is not None
-    assert runs["lr=10000"]["diverged"] is True and runs["lr=10000"]["test"]["accuracy"] is None
+    # A diverged run is marked, with empty scores, and counted (tests/tiny_params.yaml: lr 10000 blows up).
+    runs = pd.read_csv(repo / "plots/mri_lr_study/table.csv", index_col="run")
+    assert not runs.loc["lr=0.01", "diverged"] and runs.loc["lr=0.01", "test_accuracy"] >= 0
+    assert runs.loc["lr=10000", "diverged"] and pd.isna(runs.loc["lr=10000", "test_accuracy"])
+    assert strict_json(repo / "metrics/mri_lr_study.json") == {
+        "best": {"run": runs["test_accuracy"].idxmax(), "test_accuracy": runs["test_accuracy"].max()},
+        "diverged_runs": 1}
 
 
 def test_broken_folder_is_refused_with_the_file_named(tmp_path):
@@ -64,4 +69,4 @@ def test_empty_class_folder_is_a_warning_recorded_in_the_metrics(tmp_path):
     assert result.returncode == 0, result.stderr
     empty = str(tmp_path / "kaggle" / "test" / "MildDemented")
     assert f"warning: {empty}: empty class folder" in result.stderr.splitlines()
-    assert strict_json(tmp_path / "metrics/mri_data.json")["empty_class_folders"] == [empty]
+    assert strict_json(tmp_path / "plots/mri_data/data_stats.json")["empty_class_folders"] == [empty]

@@ -11,7 +11,7 @@ import yaml
 from conftest import deep_merge, default_params, tiny_overrides
 from nnlab.cli import run
 from nnlab.params import Section
-from nnlab.results import check_model_metrics
+from nnlab.results import check_model_evaluation, check_model_metrics
 from stages import batch_study, bce_moons, evaluate_2d, generate, mlp_moons
 
 STAGES = {"mlp_moons": mlp_moons, "batch_study": batch_study, "bce_moons": bce_moons}
@@ -56,6 +56,10 @@ def run_stage(name: str, params: dict, workdir, monkeypatch, capsys) -> tuple[in
     return code, capsys.readouterr().err
 
 
+def read_evaluation(workdir, name: str) -> dict:
+    return json.loads((workdir / "plots" / name / "evaluation.json").read_text())
+
+
 def read_metrics(workdir, name: str) -> dict:
     return json.loads((workdir / "metrics" / f"{name}.json").read_text())
 
@@ -65,14 +69,18 @@ def test_tiny_run_writes_every_output(name, workdir, monkeypatch, capsys):
     code, err = run_stage(name, params_with(TINY), workdir, monkeypatch, capsys)
     assert code == 0, err
     metrics = read_metrics(workdir, name)
-    assert metrics["source"] == "generated"
     if name in MODELS:
         check_model_metrics(metrics)
+        evaluation = read_evaluation(workdir, name)
+        check_model_evaluation(evaluation)
+        assert evaluation["source"] == "generated" and evaluation["diverged"] is False
+        assert 0 <= evaluation["test"]["accuracy"] <= 1 and evaluation["train"]["loss"] > 0
         assert (workdir / "plots" / name / "confusion.json").is_file()
-    runs = metrics["batch_size"].values() if name == "batch_study" else [metrics]
-    for summary in runs:
-        assert summary["diverged"] is False
-        assert 0 <= summary["test"]["accuracy"] <= 1 and summary["train"]["loss"] > 0
+    else:
+        table = pd.read_csv(workdir / "plots" / name / "table.csv")
+        assert not table["diverged"].any() and table["final_test_accuracy"].between(0, 1).all()
+        assert metrics == {"best": {"run": metrics["best"]["run"], "test_accuracy": table["final_test_accuracy"].max()},
+                           "diverged_runs": 0}
     plots = workdir / "plots" / name
     histories = sorted(plots.glob("history*.csv"))
     assert histories and list(plots.glob("*.png"))
@@ -92,15 +100,15 @@ def test_batch_study_runs_each_size_and_repeats_its_metrics_exactly(workdir, mon
     table = pd.read_csv(workdir / "plots" / "batch_study" / "table.csv", dtype={"batch_size": str})
     assert list(table["batch_size"]) == ["full", "10", "100"]
     assert list(table["updates"]) == [2, 2 * 80, 2 * 8]  # 2 epochs over 800 training points
-    assert set(read_metrics(workdir, "batch_study")["batch_size"]) == {"full", "10", "100"}
+    assert read_metrics(workdir, "batch_study")["best"]["run"] in {"full", "10", "100"}
 
 
 def test_mlp_moons_defaults_reach_the_report(workdir, monkeypatch, capsys):
     """Report 002 §3: about 92% test accuracy; the acceptance bar is 0.90."""
     code, err = run_stage("mlp_moons", params_with(), workdir, monkeypatch, capsys)
     assert code == 0, err
-    metrics = read_metrics(workdir, "mlp_moons")
-    assert metrics["test"]["accuracy"] >= 0.90 and (metrics["trained"], metrics["unit"]) == (1500, "step")
+    evaluation = read_evaluation(workdir, "mlp_moons")
+    assert evaluation["test"]["accuracy"] >= 0.90 and (evaluation["trained"], evaluation["unit"]) == (1500, "step")
 
 
 def test_diverged_run_writes_nulls(workdir, monkeypatch, capsys):
@@ -109,8 +117,10 @@ def test_diverged_run_writes_nulls(workdir, monkeypatch, capsys):
     assert code == 0, err
     metrics = read_metrics(workdir, "mlp_moons")
     check_model_metrics(metrics)
-    assert metrics["diverged"] is True and metrics["diverged_at"] <= 100
-    assert metrics["train"] == {"loss": None, "accuracy": None} and metrics["test"]["accuracy"] is None
+    assert metrics["diverged"] is True and metrics["test"]["accuracy"] is None
+    evaluation = read_evaluation(workdir, "mlp_moons")
+    assert evaluation["diverged_at"] <= 100
+    assert evaluation["train"] == {"loss": None, "accuracy": None} and evaluation["test"]["accuracy"] is None
     assert json.loads((workdir / "plots/mlp_moons/confusion.json").read_text()) == []
 
 

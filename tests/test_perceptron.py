@@ -128,8 +128,8 @@ def test_perceptron_stages_train_then_evaluate(tmp_path, monkeypatch):
     assert {p.name for p in (tmp_path / "models/perceptron").iterdir()} == {"spec.json", "weights.npz"}
     assert json.loads((tmp_path / "models/perceptron/spec.json").read_text())["converged"] is True
     evaluate_2d.main(["--model", "perceptron"])
-    metrics = load_strict(tmp_path / "metrics/perceptron.json")
-    check_model_metrics(metrics)
+    check_model_metrics(load_strict(tmp_path / "metrics/perceptron.json"))
+    metrics = load_strict(tmp_path / "plots/perceptron/evaluation.json")
     assert metrics["test"]["accuracy"] == metrics["train"]["accuracy"] == 1.0 and metrics["unit"] == "epoch"
     assert metrics["test"]["recall"] == {"-1": 1.0, "1": 1.0} and not metrics["diverged"]
     history = (tmp_path / "plots/perceptron/history.csv").read_text().splitlines()
@@ -160,7 +160,8 @@ def test_separation_stage_table(tmp_path, monkeypatch):
     assert rows["far"][1] == f"{np.sqrt(200):.6g}" and rows["far"][4] == "1"
     assert rows["same"][8] == "False" and float(rows["same"][4]) < 0.8
     metrics = load_strict(tmp_path / "metrics/separation.json")
-    assert metrics["source"] == "generated" and metrics["far"]["test"]["accuracy"] == 1.0
+    assert metrics["best"] == {"run": "far", "test_accuracy": 1.0}
+    assert metrics["converged_runs"] == sum(row[8] == "True" for row in rows.values())
     assert (tmp_path / "plots/separation/accuracy.png").stat().st_size > 0
 
 

@@ -1,7 +1,8 @@
 """Plain `dvc plots show` and `dvc plots diff` render offline: through the
 template that .dvc/config names, no script comes from the network, and in
-headless Chromium every vega chart that `dvc plots show` knows draws its marks
-and every PNG plot is on the page."""
+headless Chromium every vega chart that `dvc plots show` knows draws its data
+marks, a line chart a line for every series that has a point, and every PNG
+plot is on the page."""
 from __future__ import annotations
 
 import json
@@ -77,10 +78,32 @@ def remote_resources(html: str) -> list[str]:
             and element.tag in ("script", "link", "img", "iframe")]
 
 
-def drawn_marks(chart: Element) -> int:
-    """Data marks (not axes or legends) with a drawn shape inside a vega-embed container."""
-    return sum(1 for group in chart.iter() if group.tag == "g" and "role-mark" in group.classes()
-               for shape in group.iter() if shape.attrs.get("d"))
+# Vega's SVG classes of the marks that draw data; rules, text, axes and legends do not.
+DATA_MARKS = ("mark-line", "mark-rect", "mark-symbol", "mark-area")
+
+
+def drawn_marks(chart: Element) -> dict[str, dict[str, int]]:
+    """``{mark class: {layer: shapes drawn}}`` of the data marks inside a vega-embed container.
+    Vega draws a line, a rect or a point as a path with a non-empty ``d``, and a series of a
+    layer in a group of its own that carries the layer's name as a class."""
+    drawn = {name: {} for name in DATA_MARKS}
+    for group in chart.iter():
+        kind = next((name for name in DATA_MARKS if name in group.classes()), None)
+        if group.tag == "g" and "role-mark" in group.classes() and kind:
+            layer = " ".join(sorted(group.classes() - {kind, "role-mark"}))
+            shapes = sum(1 for shape in group.iter() if shape.tag == "path" and shape.attrs.get("d"))
+            drawn[kind][layer] = drawn[kind].get(layer, 0) + shapes
+    return drawn
+
+
+def series_with_points(spec: dict) -> int:
+    """How many lines a DVC line chart should draw: its (revision, y column or file) series that
+    have a y value; 0 for the other templates."""
+    if '"mark": "line"' not in json.dumps(spec) and '"type": "line"' not in json.dumps(spec):
+        return 0
+    y = re.search(r'"y": \{"field": "([^"]+)"', json.dumps(spec)).group(1)
+    return len({(value.get("rev"), value.get("field"), value.get("filename")) for value in spec["data"]["values"]
+                if value.get(y) not in ("", None)})
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +123,9 @@ def plots(repo):
     kinds = {name: {renderer["type"] for renderer in renderers} for name, renderers in declared.items()}
     if not kinds:
         pytest.skip("dvc.yaml declares no plots")
-    return page, kinds
+    lines = {name: sum(series_with_points(renderer["content"]) for renderer in renderers if renderer["type"] == "vega")
+             for name, renderers in declared.items()}
+    return page, kinds, lines
 
 
 def test_template_loads_nothing_from_the_network():
@@ -124,14 +149,14 @@ def test_a_config_without_template_is_one_clear_error(tmp_path):
 
 
 def test_page_loads_nothing_from_the_network(plots):
-    page, _ = plots
+    page, _, _ = plots
     html = page.read_text(encoding="utf-8")
     assert remote_resources(html) == []
     assert "cdn.jsdelivr.net" not in html
 
 
 def test_plots_diff_uses_the_offline_template(repo, plots):
-    _, kinds = plots
+    _, kinds, _ = plots
     sh("dvc", "plots", "diff", "HEAD", "--out", "diff_plots", cwd=repo)
     html = (repo / "diff_plots" / "index.html").read_text(encoding="utf-8")
     assert remote_resources(html) == [] and "window.vegaEmbed" in html
@@ -150,7 +175,7 @@ def chromium() -> str:
 
 def test_every_chart_draws_offline_in_chromium(plots, tmp_path):
     browser = chromium()
-    page, kinds = plots
+    page, kinds, lines = plots
     result = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path}",
@@ -167,7 +192,12 @@ def test_every_chart_draws_offline_in_chromium(plots, tmp_path):
         assert container is not None, f"plot {name} is not on the page"
         if "vega" in types:
             assert "vega-embed" in container.classes(), f"vega-embed did not run for {name}"
-            assert drawn_marks(container) > 0, f"chart {name} drew no marks"
+            marks = drawn_marks(container)
+            assert sum(sum(layers.values()) for layers in marks.values()) > 0, f"chart {name} drew no data marks"
+            # DVC's line templates layer the raw lines under the smoothed ones, which a one-point
+            # series (a tiny run of one epoch) cannot draw: some layer draws every series.
+            assert max(marks["mark-line"].values(), default=0) >= lines[name], \
+                f"chart {name}: its line layers drew {marks['mark-line']} of its {lines[name]} series"
         if "image" in types:
             images = [element.attrs["src"] for element in container.iter() if element.tag == "img"]
             assert images and all((page.parent / src).stat().st_size > 0 for src in images), name

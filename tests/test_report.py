@@ -58,3 +58,19 @@ def test_every_reference_row_is_well_formed():
     rows = load_references(ROOT / "references.yaml")
     assert len(rows) >= 30
     assert {row["dataset"] for row in rows} == {"generated", "mnist", "imdb", "mri"}
+
+
+def test_a_study_table_row_is_read_by_its_columns(tmp_path):
+    (tmp_path / "table.csv").write_text("batch_size,lr,test_accuracy\n1,0.01,0.935\n100,1.0,\nfull,0.5,0.5\n")
+
+    def ours(where):
+        ref = {"study": "s", "figure": "f", "report": 0.9, "ours": ["table.csv", where, "test_accuracy"],
+               "dataset": "generated"}
+        return build_rows([ref], {}, tmp_path)[0]["ours"]
+
+    assert ours({"batch_size": 1, "lr": 0.01}) == "93.5%"
+    assert ours({"batch_size": 100, "lr": 1}) == "null (diverged)"     # 1 matches the cell "1.0"
+    assert ours({"batch_size": "full"}) == "50.0%"
+    assert ours({"batch_size": 7}).startswith("not run")
+    with pytest.raises(DataError, match=r"table.csv: 3 rows match \{\}"):
+        ours({})

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -209,9 +210,8 @@ def test_joint_runs_equal_separate_runs_and_divergence_ends_cleanly(monkeypatch)
         for key in SCORE_COLUMNS:
             assert_within(row[key], expected[key], scored[key], key)
     assert blown.diverged and blown.diverged_at == blown.trained + 1 == len(blown.history) + 1
-    metrics = json.loads(dumps_json(blown.metrics()), parse_constant=pytest.fail)
-    assert metrics["diverged"] is True and metrics["test"]["accuracy"] is None
-    assert blown.table_row()["diverged"] is True and math.isnan(blown.table_row()["test_loss"])
+    row = json.loads(dumps_json(blown.table_row()), parse_constant=pytest.fail)
+    assert row["diverged"] is True and row["test_accuracy"] is None and row["test_loss"] is None
 
 
 def test_standardize_scales_the_grid_like_the_training_points():
@@ -231,13 +231,12 @@ def test_grid_stage_marks_divergence_and_writes_valid_json(tmp_path):
     params = classic_params({"tanh_grid": {"batch_sizes": [1, 10], "lrs": [0.05, 1e6], "epochs": 3}})
     result = run_stage("tanh_grid", params, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    table = (tmp_path / "plots/tanh_grid/table.csv").read_text().splitlines()
-    assert table[0].startswith("batch_size,lr,") and len(table) == 5
+    table = pd.read_csv(tmp_path / "plots/tanh_grid/table.csv", index_col="run")
+    assert list(table.columns[:2]) == ["batch_size", "lr"] and len(table) == 4
+    assert table.loc["batch_1_lr_1e+06", "diverged"] and pd.isna(table.loc["batch_1_lr_1e+06", "test_accuracy"])
     metrics = load_strict(tmp_path / "metrics/tanh_grid.json")
-    assert metrics["source"] == "generated" and metrics["diverged_runs"] == 2
-    assert metrics["runs"]["batch_1_lr_1e+06"]["diverged"] is True
-    assert metrics["runs"]["batch_1_lr_1e+06"]["test"]["accuracy"] is None
-    assert metrics["best"]["lr"] == 0.05 and "seconds" not in json.dumps(metrics)
+    assert metrics["diverged_runs"] == 2 and metrics["best"]["run"] in ("batch_1_lr_0.05", "batch_10_lr_0.05")
+    assert "seconds" not in json.dumps(metrics)
     assert {p.name for p in (tmp_path / "plots/tanh_grid").glob("*.png")} == {"heatmap.png", "curves.png"}
 
 
@@ -267,8 +266,8 @@ def test_mlp_stages_train_then_evaluate(tmp_path):
     evaluation = subprocess.run([sys.executable, "-m", "stages.evaluate_2d", "--model", "tanh_mlp"], cwd=tmp_path,
                                 env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     assert evaluation.returncode == 0, evaluation.stderr
-    metrics = load_strict(tmp_path / "metrics/tanh_mlp.json")
-    check_model_metrics(metrics)
+    check_model_metrics(load_strict(tmp_path / "metrics/tanh_mlp.json"))
+    metrics = load_strict(tmp_path / "plots/tanh_mlp/evaluation.json")
     assert metrics["diverged"] is False and (metrics["trained"], metrics["unit"]) == (5, "epoch")
     assert 0 <= metrics["test"]["accuracy"] <= 1 and set(metrics["test"]["recall"]) == {"0", "1"}
     assert (tmp_path / "plots/tanh_mlp/decision.png").stat().st_size > 0

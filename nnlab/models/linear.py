@@ -26,7 +26,7 @@ from nnlab.cli import FAST_LOOP_LINE_EVERY_S, Progress
 
 from nnlab.datasets.mnist import N_CLASSES, N_PIXELS, NormalizedMnist
 from nnlab import artifacts
-from nnlab.results import classifier_scores, diverged_scores, model_metrics
+from nnlab.results import classifier_scores, diverged_scores, model_evaluation
 
 
 def draw_batch(rng: np.random.Generator, n_samples: int, batch_size: int) -> np.ndarray:
@@ -399,10 +399,10 @@ def load_torch_model(directory, stage: str = "mnist_torch") -> tuple[LinearModel
 
 
 def model_record(model: LinearModel, spec: dict, data: NormalizedMnist) -> dict:
-    """The model's metrics record (see :mod:`nnlab.results`)."""
+    """The model's evaluation record (see :mod:`nnlab.results`)."""
     if spec["run"]["diverged"]:
-        return model_metrics(spec["source"], spec["run"], diverged_scores(CLASSES, train=True),
-                             diverged_scores(CLASSES))
-    return model_metrics(spec["source"], spec["run"],
-                         model.split_scores(data.X_train, data.Y_train, data.labels_train, train=True),
-                         model.split_scores(data.X_test, data.Y_test, data.labels_test, train=False))
+        return model_evaluation(spec["source"], spec["run"], diverged_scores(CLASSES, train=True),
+                                diverged_scores(CLASSES))
+    return model_evaluation(spec["source"], spec["run"],
+                            model.split_scores(data.X_train, data.Y_train, data.labels_train, train=True),
+                            model.split_scores(data.X_test, data.Y_test, data.labels_test, train=False))

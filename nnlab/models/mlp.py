@@ -105,18 +105,6 @@ def best_test_accuracy(result: TrainResult) -> float:
     return max(scores) if scores and not result.diverged else math.nan
 
 
-def summary(result: TrainResult) -> dict:
-    """A study run's nested metrics: final scores (nulls once diverged), best test accuracy, updates made."""
-    final = result.final()
-    return {
-        "train": {"loss": final["train_loss"], "accuracy": final["train_accuracy"]},
-        "test": {"loss": final["test_loss"], "accuracy": final["test_accuracy"],
-                 "best_accuracy": best_test_accuracy(result)},
-        "steps": result.trained,
-        "diverged": result.diverged,
-    }
-
-
 def compare_curves(histories: dict[str, list[dict]], column: str, *, title: str, x: str = "epoch"):
     """One line of ``column`` per run; runs that stopped early (diverged) end early."""
     longest = max(histories.values(), key=len)

@@ -25,7 +25,7 @@ from nnlab.cli import Progress
 
 from nnlab import artifacts
 from nnlab.datasets.imdb import SENTIMENTS as CLASSES
-from nnlab.results import TrainResult, classifier_scores, diverged_scores, model_metrics
+from nnlab.results import TrainResult, classifier_scores, diverged_scores, model_evaluation
 
 KIND = "imdb_sentiment"
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
@@ -262,13 +262,13 @@ def scores(model: nn.Module, X: sp.csr_matrix, y: np.ndarray, device, *, train: 
 
 
 def run_metrics(training: Training, source: str, X_train, y_train, X_test, y_test, device) -> tuple[dict, np.ndarray | None]:
-    """The run's metrics record, and P(positive) of every test row (None when it diverged)."""
+    """The run's evaluation record, and P(positive) of every test row (None when it diverged)."""
     if training.result.diverged:
-        return model_metrics(source, training.result.run_record(), diverged_scores(CLASSES, train=True),
-                             diverged_scores(CLASSES)), None
+        return model_evaluation(source, training.result.run_record(), diverged_scores(CLASSES, train=True),
+                                diverged_scores(CLASSES)), None
     train, _ = scores(training.model, X_train, y_train, device, train=True)
     test, probabilities = scores(training.model, X_test, y_test, device)
-    return model_metrics(source, training.result.run_record(), train, test), probabilities
+    return model_evaluation(source, training.result.run_record(), train, test), probabilities
 
 
 def save_model(directory: Path, training: Training, config: ClassifierConfig, *, n_features: int,

@@ -8,7 +8,7 @@ import numpy as np
 
 from nnlab import artifacts
 from nnlab.datasets.imdb import SENTIMENTS as CLASSES
-from nnlab.results import classifier_scores, model_metrics
+from nnlab.results import classifier_scores, model_evaluation
 
 KIND = "imdb_logreg"
 
@@ -20,20 +20,24 @@ def fit(X_train, y_train, *, C: float, max_iter: int):
     return LogisticRegression(C=C, max_iter=max_iter).fit(X_train, y_train)
 
 
-def split_scores(model, X, y, *, train: bool = False) -> dict:
-    """A split's scores in the schema of :mod:`nnlab.results`; the loss is the log loss (BCE)."""
+def split_scores(model, X, y, *, train: bool = False) -> tuple[dict, np.ndarray]:
+    """A split's scores in the schema of :mod:`nnlab.results` (the loss is the log loss, BCE), and the
+    predicted class of every row."""
     from sklearn.metrics import log_loss
 
     probabilities = model.predict_proba(X)
-    return classifier_scores(y, probabilities.argmax(axis=1), CLASSES, log_loss(y, probabilities, labels=[0, 1]),
-                             train=train)
+    predicted = probabilities.argmax(axis=1)
+    return (classifier_scores(y, predicted, CLASSES, log_loss(y, probabilities, labels=[0, 1]), train=train),
+            predicted)
 
 
-def run_metrics(model, source: str, X_train, y_train, X_test, y_test) -> dict:
+def run_evaluation(model, source: str, X_train, y_train, X_test, y_test) -> tuple[dict, np.ndarray]:
+    """The full evaluation record of :func:`nnlab.results.model_evaluation`, and the test predictions."""
     iterations = int(np.max(model.n_iter_))
     run = {"diverged": False, "diverged_at": None, "trained": iterations, "unit": "step"}
-    return model_metrics(source, run, split_scores(model, X_train, y_train, train=True),
-                         split_scores(model, X_test, y_test))
+    train, _ = split_scores(model, X_train, y_train, train=True)
+    test, predicted = split_scores(model, X_test, y_test)
+    return model_evaluation(source, run, train, test), predicted
 
 
 def save_model(directory: Path, model, *, source: str) -> None:

@@ -146,16 +146,6 @@ class RunResult(TrainResult):
     params: Params = field(default_factory=dict)
     seconds: float = math.nan
 
-    def metrics(self) -> dict:
-        """The run's scores as the grid study reports them."""
-        last = self.final()
-        return {
-            "train": {"accuracy": last["train_accuracy"], "loss": last["train_loss"]},
-            "test": {"accuracy": last["test_accuracy"], "loss": last["test_loss"]},
-            "diverged": self.diverged,
-            "diverged_epoch": self.diverged_at,
-        }
-
     def table_row(self) -> dict:
         return {"batch_size": self.batch_size, "lr": self.lr, **self.final(),
                 "seconds": round(self.seconds, 3), "diverged": self.diverged, "diverged_epoch": self.diverged_at}
