@@ -2,7 +2,7 @@
 tiny-params baseline (tests/pipeline_repo.py) with a bare git repository ("hub") as its git
 remote and a local folder as its DVC remote.
 
-One queued grid, `dvc exp run --queue -S train.lr=0.5,0.001 imdb_evaluate` (docs/experiments.md's
+One queued grid, `dvc exp run --queue -S train.lr=2.0,0.001 imdb_evaluate` (docs/experiments.md's
 form) run by `dvc exp run --run-all -j 2` (which is `dvc queue start -j 2` and waiting for both), makes the
 two experiments every test here reads: `dvc exp show`, `dvc metrics diff` after
 `dvc exp apply`, the model `python -m nnlab.predict` uses, and `dvc exp push`/`dvc exp pull`
@@ -24,7 +24,7 @@ pytest_plugins = ["pipeline_repo"]
 
 # imdb_train's model (an artifact nnlab.predict serves) and the metrics scored from it.
 STAGE = "imdb_evaluate"
-GRID = {"fast": 0.5, "slow": 0.001}
+GRID = {"fast": 2.0, "slow": 0.001}
 
 
 def experiment_runs(repo) -> dict[str, dict]:
@@ -88,7 +88,7 @@ def test_applied_experiment_changes_metrics(lab):
     sh("dvc", "exp", "apply", lab.names["fast"], cwd=lab.path)
     diff = json.loads(sh("dvc", "metrics", "diff", "--json", cwd=lab.path))
     changed = {path for path, values in diff.items() if any(v.get("diff") for v in values.values())}
-    assert "metrics/imdb_train.json" in changed, f"train.lr=0.5 changed no imdb_train metric: {diff}"
+    assert "metrics/imdb_train.json" in changed, f"train.lr=2.0 changed no imdb_train metric: {diff}"
     for path in metrics_files(lab.path):
         load_strict(path)
 
