@@ -5,7 +5,7 @@ data/mri/normalized/ and plots/mri_<name>/history.csv; writes
 metrics/mri_<name>.json (train and test loss and accuracy; test macro-F1 and
 per-class recall: accuracy alone misleads on classes of 50/35/14/1 %),
 plots/mri_<name>/confusion.json (test split), loss.png and accuracy.png (per
-epoch). Retrains nothing; runs on the CPU, so the figures do not depend on
+epoch, train, validation and test). Retrains nothing; runs on the CPU, so the figures do not depend on
 where the model was trained.
 """
 from __future__ import annotations
@@ -31,12 +31,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     name = f"mri_{args.model}"
     model, spec = mri_nets.load_model(f"models/{name}", f"mri_model@{args.model}")
-    train, test, info = mri.normalized_datasets(DATA_DIR)
+    splits, info = mri.normalized_datasets(DATA_DIR)
+    train, test = splits["train"], splits["test"]
     history = pd.read_csv(f"plots/{name}/history.csv").to_dict("records")
     result = TrainResult.from_run_record(spec["run"], history)
     metrics, predicted = run_metrics(model, result, train, test, spec["class_names"], torch.device("cpu"),
                                      spec["source"])
-    figures = plotting.split_curves(history, x="epoch", metrics=("loss", "accuracy"),
+    figures = plotting.split_curves(history, x="epoch", metrics=("loss", "accuracy"), splits=mri.SPLITS,
                                     title=f"{args.model} on {info['description']}")
     with StageOutputs() as out:
         out.json(f"metrics/{name}.json", metrics)
