@@ -35,12 +35,12 @@ def curves(x: Sequence, series: Mapping[str, Sequence], *, title: str, xlabel: s
 
 
 def split_curves(history: Sequence[dict], *, title: str, x: str = "step",
-                 metrics: Sequence[str] = ("accuracy", "loss"), splits: Sequence[str] = ("train", "test")) -> dict:
-    """``{metric: figure}``: the ``<split>_<metric>`` columns of ``history`` rows against ``x``, a line per split."""
+                 metrics: Sequence[str] = ("accuracy", "loss")) -> dict:
+    """``{metric: figure}``: the train and test ``<split>_<metric>`` columns of ``history`` rows against ``x``."""
     xs = [row[x] for row in history]
     return {
         metric: curves(xs, {f"{split} {metric}": [row[f"{split}_{metric}"] for row in history]
-                            for split in splits},
+                            for split in ("train", "test")},
                        title=f"{title}: {metric}", xlabel=x, ylabel=metric)
         for metric in metrics
     }

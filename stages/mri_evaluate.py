@@ -5,7 +5,8 @@ data/mri/normalized/ and plots/mri_<name>/history.csv; writes
 metrics/mri_<name>.json (train and test loss and accuracy; test macro-F1 and
 per-class recall: accuracy alone misleads on classes of 50/35/14/1 %),
 plots/mri_<name>/confusion.json (test split), loss.png and accuracy.png (per
-epoch, train, validation and test). Retrains nothing; runs on the CPU, so the figures do not depend on
+epoch; `dvc plots show` draws the validation columns of history.csv). Retrains
+nothing; runs on the CPU, so the figures do not depend on
 where the model was trained.
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ def main(argv=None) -> None:
     result = TrainResult.from_run_record(spec["run"], history)
     metrics, predicted = run_metrics(model, result, train, test, spec["class_names"], torch.device("cpu"),
                                      spec["source"])
-    figures = plotting.split_curves(history, x="epoch", metrics=("loss", "accuracy"), splits=mri.SPLITS,
+    figures = plotting.split_curves(history, x="epoch", metrics=("loss", "accuracy"),
                                     title=f"{args.model} on {info['description']}")
     with StageOutputs() as out:
         out.json(f"metrics/{name}.json", metrics)
