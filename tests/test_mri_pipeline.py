@@ -23,11 +23,11 @@ def test_stages_end_to_end(baseline):
     repo = baseline.path
     normalized = np.load(repo / "data/mri/normalized/train_x.npy", mmap_mode="r")
     validation = np.load(repo / "data/mri/normalized/validation_x.npy", mmap_mode="r")
-    # tests/tiny_params.yaml: 120 train phantoms, of which validation_fraction 0.2 is held out per class.
-    assert normalized.shape == (96, 3, 40, 36) and normalized.dtype == np.float32
-    assert validation.shape == (24, 3, 40, 36)
+    # tests/tiny_params.yaml: 120 train phantoms; validation_fraction 0.2 holds out round(0.2 n) of each class.
+    assert normalized.shape == (97, 3, 40, 36) and normalized.dtype == np.float32
+    assert validation.shape == (23, 3, 40, 36)
     counts = strict_json(repo / "metrics/mri_data.json")
-    assert counts["train"]["count"] == 96 and counts["validation"]["count"] == 24
+    assert counts["train"]["count"] == 97 and counts["validation"]["count"] == 23
     assert json.loads((repo / "data/mri/normalized/info.json").read_text())["source"] == "synthetic"
     assert (repo / "plots/mri_normalize/sample.png").stat().st_size > 0
     metrics = strict_json(repo / "metrics/mri_simple_nn2.json")
