@@ -3,7 +3,9 @@
 - :class:`ArrayDataset` hands out whole mini-batches from arrays that may be
   ``np.load(..., mmap_mode="r")`` views, so a data set larger than memory is
   read a batch at a time;
-- :func:`train_classifier` runs plain SGD on ``CrossEntropyLoss`` over logits,
+- :func:`train_classifier` runs SGD (the reports') or AdamW on
+  ``CrossEntropyLoss`` over logits, at a constant rate or warm-up-then-cosine
+  (:func:`scheduled_lr`), optionally on augmented batches (:func:`augment`),
   reshuffling the batches every epoch from a seeded generator, with a bar or a
   line per epoch (:class:`nnlab.cli.Progress`); it stops at the first non-finite batch loss, or one above
   ``max_loss`` (cross-entropy on logits is computed stably, so an exploding
@@ -27,6 +29,10 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 from nnlab.results import TrainResult, classifier_scores, diverged_scores, model_evaluation
 
 CLASS_WEIGHTS = ("none", "balanced")
+OPTIMIZERS = ("sgd", "adamw")
+LR_SCHEDULES = ("constant", "warmup_cosine")
+#: warmup_cosine: the share of all steps over which the rate climbs linearly to its peak.
+WARMUP_SHARE = 0.1
 EVAL_BATCH_SIZE = 256
 
 
@@ -66,6 +72,44 @@ def class_weights(labels: np.ndarray, n_classes: int, mode: str) -> torch.Tensor
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def scheduled_lr(peak: float, schedule: str, step: int, total_steps: int) -> float:
+    """The rate of step ``step`` (0-based) of ``total_steps``: ``peak`` throughout (constant), or a
+    linear climb over the first :data:`WARMUP_SHARE` of the steps, then a cosine decay towards 0
+    (warmup_cosine: large steps early, once Adam's moment estimates have settled, and small ones
+    at the end, so the last epochs average out the batch noise). A pure function of the step, so
+    a resumed run needs no scheduler state."""
+    if schedule == "constant":
+        return peak
+    warmup = max(1, round(WARMUP_SHARE * total_steps))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return peak * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, *, shift_pixels: int, intensity_jitter: float) -> torch.Tensor:
+    """A batch of images (N, C, H, W) moved and re-lit at random, each image on its own.
+
+    ``shift_pixels``: each image is rolled by up to that many pixels along
+    each axis (the head's position in the frame varies between scans; the
+    slices' borders are background, so what wraps round is background too).
+    ``intensity_jitter``: each image is scaled by 1 + j·z₁ and offset by j·z₂
+    (z standard normal, in the standardised units the batch is in), as scanner
+    gain and offset vary. No flips or rotations: a mirrored slice swaps the
+    hemispheres, which is anatomy, not noise. Draws from ``generator`` only, so
+    a run (and a resumed run) is reproducible.
+    """
+    n = len(x)
+    if shift_pixels:
+        shifts = torch.randint(-shift_pixels, shift_pixels + 1, (n, 2), generator=generator).tolist()
+        x = torch.stack([torch.roll(image, (dy, dx), dims=(1, 2)) for image, (dy, dx) in zip(x, shifts)])
+    if intensity_jitter:
+        gain = 1 + intensity_jitter * torch.randn(n, 1, 1, 1, generator=generator)
+        offset = intensity_jitter * torch.randn(n, 1, 1, 1, generator=generator)
+        x = x * gain + offset
+    return x
+
+
 def memory_format(model: nn.Module) -> torch.memory_format:
     """``channels_last`` for a network with convolutions, else the default layout.
 
@@ -92,12 +136,29 @@ def evaluate(model: nn.Module, dataset: ArrayDataset, device: torch.device) -> t
     return total_loss / len(dataset), np.concatenate(predictions)
 
 
+def validation_scores(model: nn.Module, validation: ArrayDataset, n_classes: int, device: torch.device) -> dict:
+    """``validation_loss``, ``validation_accuracy`` and ``validation_macro_f1`` of the model now."""
+    from sklearn.metrics import f1_score
+
+    loss, predicted = evaluate(model, validation, device)
+    return {"validation_loss": loss, "validation_accuracy": float(np.mean(predicted == validation.labels)),
+            "validation_macro_f1": float(f1_score(validation.labels, predicted, labels=list(range(n_classes)),
+                                                  average="macro", zero_division=0))}
+
+
 def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, *, epochs: int,
                      batch_size: int, lr: float, device: torch.device, seed: int, n_classes: int,
-                     class_weight: str = "none", max_loss: float = math.inf,
+                     class_weight: str = "none", max_loss: float = math.inf, optimizer: str = "sgd",
+                     weight_decay: float = 0.0, lr_schedule: str = "constant", shift_pixels: int = 0,
+                     intensity_jitter: float = 0.0, validation: ArrayDataset | None = None,
                      desc: str = "train", threads: int = 1, checkpoint=None) -> TrainResult:
-    """SGD on shuffled mini-batches; after each epoch, record the train loss and accuracy (running
-    means over the epoch's batches, as the weights moved) and the test loss and accuracy.
+    """SGD or AdamW on shuffled mini-batches; after each epoch, record the train loss and accuracy
+    (running means over the epoch's batches, as the weights moved), the test loss and accuracy and,
+    given a ``validation`` split, its loss, accuracy and macro-F1 (the figures to choose a model on).
+
+    ``lr`` is the peak of ``lr_schedule`` (:func:`scheduled_lr`); ``weight_decay`` is
+    AdamW's decoupled decay (SGD's L2 penalty; the reports ran without); ``shift_pixels`` and ``intensity_jitter``
+    augment the training batches (:func:`augment`).
 
     ``threads``: torch's thread count (stages pass ``train.threads``, see
     :func:`nnlab.params.train_settings`). One by default: it fixes the order of
@@ -111,24 +172,33 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
     torch.set_num_threads(threads)
     layout = memory_format(model)
     model.to(device, memory_format=layout)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    optimizer_class = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}[optimizer]
+    stepper = optimizer_class(model.parameters(), lr=lr, weight_decay=weight_decay)
     weights = class_weights(train.labels, n_classes, class_weight)
     loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device))
     generator = torch.Generator().manual_seed(seed)
     loader = batch_loader(train, batch_size, shuffle=True, generator=generator)
     result = TrainResult(unit="epoch")
     if checkpoint is not None:
+        held_out = () if validation is None else (validation.features, validation.labels)
         state = checkpoint.start(
-            model, optimizer, generator, data=(train.features, train.labels, test.features, test.labels),
+            model, stepper, generator,
+            data=(train.features, train.labels, test.features, test.labels, *held_out),
             options=dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, n_classes=n_classes,
-                         class_weight=class_weight, max_loss=max_loss, device=device, threads=threads),
+                         class_weight=class_weight, max_loss=max_loss, optimizer=optimizer,
+                         weight_decay=weight_decay, lr_schedule=lr_schedule, shift_pixels=shift_pixels,
+                         intensity_jitter=intensity_jitter, device=device, threads=threads),
             fresh={"epoch": 0, "history": []})
         result.history, result.trained = state["history"], state["epoch"]
     progress = Progress((epochs - result.trained) * len(loader), desc, unit="batch")
     for epoch in range(result.trained + 1, epochs + 1):
         model.train()
         seen, loss_sum, correct = 0, 0.0, 0
-        for x, y in loader:
+        for batch, (x, y) in enumerate(loader):
+            for group in stepper.param_groups:
+                group["lr"] = scheduled_lr(lr, lr_schedule, (epoch - 1) * len(loader) + batch, epochs * len(loader))
+            if shift_pixels or intensity_jitter:
+                x = augment(x, generator, shift_pixels=shift_pixels, intensity_jitter=intensity_jitter)
             y = y.to(device)
             logits = model(x.to(device, memory_format=layout))
             loss = loss_fn(logits, y)
@@ -137,9 +207,9 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
                 progress.report(f"epoch {epoch}/{epochs} diverged", loss=loss.item())
                 progress.close()
                 return result
-            optimizer.zero_grad()
+            stepper.zero_grad()
             loss.backward()
-            optimizer.step()
+            stepper.step()
             seen += len(y)
             loss_sum += loss.item() * len(y)
             correct += int((logits.argmax(dim=1) == y).sum())
@@ -152,10 +222,12 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
             return result
         scores = {"train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                   "test_loss": test_loss, "test_accuracy": float(np.mean(test_pred == test.labels))}
+        if validation is not None:
+            scores.update(validation_scores(model, validation, n_classes, device))
         result.history.append({"epoch": epoch, **scores})
         result.trained = epoch
         if checkpoint is not None:
-            checkpoint.save(model, optimizer, generator, epoch=epoch, history=result.history)
+            checkpoint.save(model, stepper, generator, epoch=epoch, history=result.history)
         progress.report(f"epoch {epoch}/{epochs}", **scores)
     progress.close()
     return result

@@ -1,10 +1,12 @@
 """Stage `mri_data`: the MRI slices of report 001, synthetic phantoms or the Kaggle folder.
 
 Reads params `data.mri` (`source: synthetic` generates phantom slices offline;
-`source: folder` decodes the Kaggle "Alzheimer's Dataset" at `folder.path`).
-Writes data/mri/raw/{train,test}_{images,labels}.npy (uint8 slices, class
-indices) and info.json, and plots/mri_data/{data_stats.json (counts per
-class, skipped files, empty class folders), examples.png, skipped.csv}.
+`source: folder` decodes the Kaggle "Alzheimer's Dataset" at `folder.path`),
+then holds out `validation_fraction` of the train slices as a validation split
+(a contiguous block per class: mri.split_validation). Writes
+data/mri/raw/{train,validation,test}_{images,labels}.npy (uint8 slices, class
+indices) and info.json, and plots/mri_data/{data_stats.json (counts per class,
+skipped files, empty class folders), examples.png, skipped.csv}.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ DESCRIPTION = {"synthetic": "synthetic phantom slices (not real MRI)",
 
 def build(cfg: Section) -> tuple[str, dict[str, mri.Slices]]:
     source = cfg.str("source", choices=SOURCES)
+    validation_fraction = cfg.float("validation_fraction", positive=True, max=0.5)
     synthetic = cfg.section("synthetic")
     phantom_options = dict(
         n_train=synthetic.int("n_train", min=4), n_test=synthetic.int("n_test", min=4),
@@ -44,8 +47,11 @@ def build(cfg: Section) -> tuple[str, dict[str, mri.Slices]]:
     folder.check_all_used()
     cfg.check_all_used()
     if source == "synthetic":
-        return source, mri_phantom.phantom_splits(**phantom_options)
-    return source, {split: mri.load_folder(root, split, **folder_options) for split in mri.SPLITS}
+        loaded = mri_phantom.phantom_splits(**phantom_options)
+    else:
+        loaded = {split: mri.load_folder(root, split, **folder_options) for split in mri.FOLDER_SPLITS}
+    train, validation = mri.split_validation(loaded["train"], validation_fraction)
+    return source, {"train": train, "validation": validation, "test": loaded["test"]}
 
 
 def examples_figure(slices: mri.Slices, title: str, per_class: int = 4):

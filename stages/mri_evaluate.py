@@ -6,7 +6,8 @@ metrics/mri_<name>.json (the headline: train and test accuracy, test
 macro-F1: accuracy alone misleads on classes of 50/35/14/1 %),
 plots/mri_<name>/evaluation.json (every score: losses, per-class recall, how
 the run ended), plots/mri_<name>/confusion.json (test split), loss.png and accuracy.png (per
-epoch). Retrains nothing; runs on the CPU, so the figures do not depend on
+epoch; `dvc plots show` draws the validation columns of history.csv). Retrains
+nothing; runs on the CPU, so the figures do not depend on
 where the model was trained.
 """
 from __future__ import annotations
@@ -32,7 +33,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     name = f"mri_{args.model}"
     model, spec = mri_nets.load_model(f"models/{name}", f"mri_model@{args.model}")
-    train, test, info = mri.normalized_datasets(DATA_DIR)
+    splits, info = mri.normalized_datasets(DATA_DIR)
+    train, test = splits["train"], splits["test"]
     history = pd.read_csv(f"plots/{name}/history.csv").to_dict("records")
     result = TrainResult.from_run_record(spec["run"], history)
     evaluation, predicted = run_metrics(model, result, train, test, spec["class_names"], torch.device("cpu"),

@@ -1,8 +1,8 @@
 """Stage `mri_normalize`: per-pixel standardisation of the MRI slices, fitted on train only.
 
 Reads data/mri/raw/ and params `mri_normalize`. Writes
-data/mri/normalized/{train,test}_x.npy (float32, N x channels x H x W, for
-`np.load(mmap_mode="r")`), {train,test}_y.npy and info.json; models/mri_scaler/
+data/mri/normalized/{train,validation,test}_x.npy (float32, N x channels x H x W,
+for `np.load(mmap_mode="r")`), {train,validation,test}_y.npy and info.json; models/mri_scaler/
 (the per-pixel mean and scale, channels and slice size, which
 `python -m nnlab.predict mri` applies to new slices); plots/mri_normalize/sample.png (one standardised slice,
 cividis as in the report) and plots/mri_normalize/resources.csv (the sizes of
@@ -47,7 +47,7 @@ def main(argv=None) -> None:
     cfg.check_all_used()
 
     info = mri.read_info(RAW_DIR)
-    raw = mri.open_arrays(RAW_DIR, ("train_images", "train_labels", "test_images", "test_labels"))
+    raw = mri.open_arrays(RAW_DIR, tuple(f"{split}_{part}" for split in mri.SPLITS for part in ("images", "labels")))
     if sample_index >= len(raw["train_labels"]):
         raise cfg.fail("sample_index", sample_index, f"only {len(raw['train_labels'])} train slices")
     scaler = images.fit_pixel_scaler(raw["train_images"], chunk_size)
@@ -66,11 +66,11 @@ def main(argv=None) -> None:
         label = info["class_names"][int(raw["train_labels"][sample_index])]
         out.figure(f"{PLOT_DIR}/sample.png",
                    sample_figure(sample, label, f"train slice {sample_index}, standardised: {info['description']}"))
-        n_train, n_test = len(raw["train_labels"]), len(raw["test_labels"])
+        counts = {f"n_{split}": len(raw[f"{split}_labels"]) for split in mri.SPLITS}
         out.csv(f"{PLOT_DIR}/resources.csv", [{
-            "n_train": n_train, "n_test": n_test, "channels": channels, "height": height, "width": width,
-            "chunk_size": chunk_size, "output_mib": (n_train + n_test) * channels * height * width * 4 / 2**20}])
-    print(f"mri_normalize: {n_train}+{n_test} slices x {channels}x{height}x{width} float32")
+            **counts, "channels": channels, "height": height, "width": width, "chunk_size": chunk_size,
+            "output_mib": sum(counts.values()) * channels * height * width * 4 / 2**20}])
+    print(f"mri_normalize: {'+'.join(str(n) for n in counts.values())} slices x {channels}x{height}x{width} float32")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def main(argv=None) -> None:
     training = train_settings(params)
     device = torch_device(training.device)
     # Parameters are checked before the data are read, so a typo is never reported as missing data.
-    train, test, info = mri.normalized_datasets(DATA_DIR)
+    splits, info = mri.normalized_datasets(DATA_DIR)
+    train, test = splits["train"], splits["test"]
     largest = max(options["batch_size"] for options in settings.values())
     if largest > len(train):
         key = "batch_size" if args.study == "lr" else "batch_sizes"

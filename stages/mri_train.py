@@ -3,8 +3,10 @@
 Run as `python -m stages.mri_train --model <name>` with name one of
 simple_nn1, simple_nn2, cnn1, cnn_improved. Reads data/mri/normalized/ and
 params `mri_<name>` and `train`. Writes models/mri_<name>/ (the weights and
-what rebuilds the network) and plots/mri_<name>/history.csv (train and test
-loss and accuracy per epoch). Stage `mri_evaluate@<name>` scores the model.
+what rebuilds the network) and plots/mri_<name>/history.csv (per epoch: train
+and test loss and accuracy, and the validation split's loss, accuracy and
+macro-F1, the figures a model is chosen on). Stage `mri_evaluate@<name>`
+scores the model.
 
 checkpoints/mri_<name>.pt holds the run after its last completed epoch: a run
 killed or interrupted resumes from it when rerun with the same params and data
@@ -24,10 +26,11 @@ from nnlab.io import StageOutputs
 from nnlab.models import mri_nets
 from nnlab.params import learning_rate, load_params, seed, train_settings
 from nnlab.runtime import torch_device
-from nnlab.torch_train import CLASS_WEIGHTS
+from nnlab.torch_train import CLASS_WEIGHTS, LR_SCHEDULES, OPTIMIZERS
 
 DATA_DIR = "data/mri/normalized"
-HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "validation_loss", "validation_accuracy",
+                   "validation_macro_f1", "test_loss", "test_accuracy"]
 
 
 def main(argv=None) -> None:
@@ -39,16 +42,21 @@ def main(argv=None) -> None:
     options = dict(epochs=cfg.int("epochs", min=1), lr=learning_rate(params, cfg),
                    batch_size=cfg.batch_size("batch_size", sys.maxsize, allow_full=False),
                    class_weight=cfg.str("class_weight", choices=CLASS_WEIGHTS),
-                   max_loss=cfg.float("max_loss", positive=True))
+                   max_loss=cfg.float("max_loss", positive=True),
+                   optimizer=cfg.str("optimizer", choices=OPTIMIZERS), weight_decay=cfg.float("weight_decay", min=0),
+                   lr_schedule=cfg.str("lr_schedule", choices=LR_SCHEDULES),
+                   shift_pixels=cfg.int("shift_pixels", min=0), intensity_jitter=cfg.float("intensity_jitter", min=0))
     cfg.check_all_used()
     settings = train_settings(params)
     device = torch_device(settings.device)
     # Parameters are checked before the data are read, so a typo is never reported as missing data.
-    train, test, info = mri.normalized_datasets(DATA_DIR)
+    splits, info = mri.normalized_datasets(DATA_DIR)
+    train = splits["train"]
     cfg.batch_size("batch_size", len(train), allow_full=False)
 
     name = f"mri_{args.model}"
-    model, result = mri_nets.fit(args.model, train, test, seed=seed(params), device=device, threads=settings.threads,
+    model, result = mri_nets.fit(args.model, train, splits["test"], validation=splits["validation"], seed=seed(params),
+                                 device=device, threads=settings.threads,
                                  checkpoint=Checkpoint(f"checkpoints/{name}.pt"), **options)
     with StageOutputs() as out:
         mri_nets.save_model(out.directory(f"models/{name}"), model, args.model,
@@ -56,7 +64,9 @@ def main(argv=None) -> None:
                             source=info["source"], options=options, result=result)
         out.csv(f"plots/{name}/history.csv", pd.DataFrame(result.history, columns=HISTORY_COLUMNS))
     state = f"diverged at epoch {result.diverged_at}" if result.diverged else \
-        f"test accuracy {result.history[-1]['test_accuracy']:.4f} after {result.trained} epochs"
+        (f"validation accuracy {result.history[-1]['validation_accuracy']:.4f}, "
+         f"macro-F1 {result.history[-1]['validation_macro_f1']:.4f}, "
+         f"test accuracy {result.history[-1]['test_accuracy']:.4f} after {result.trained} epochs")
     print(f"{name}: {state} ({info['description']}) on {device}")
 
 

@@ -15,7 +15,7 @@ from nnlab.datasets import mri, mri_phantom
 from nnlab.errors import DataError, ParamError
 from nnlab.models import mri_nets
 from nnlab.results import check_model_evaluation
-from nnlab.torch_train import ArrayDataset, run_metrics
+from nnlab.torch_train import ArrayDataset, augment, run_metrics, scheduled_lr
 from tolerances import assert_within, sum_tolerance
 
 from conftest import peak_memory_mib
@@ -80,6 +80,29 @@ def test_bad_file_is_an_error_naming_it_or_a_counted_skip(tmp_path, content, rea
     assert len(slices.labels) == 8
     assert [row["file"] for row in slices.skipped] == [str(bad)]
     assert reason in slices.skipped[0]["reason"]
+
+
+def test_files_are_read_in_the_order_of_their_numbers(tmp_path):
+    folder = tmp_path / "train" / "NonDemented"
+    folder.mkdir(parents=True)
+    for number in (10, 2, 1, 100):
+        (folder / f"nonDem{number}.jpg").write_bytes(jpeg_bytes(value=number))
+    slices = mri.load_folder(tmp_path, "train", height=H, width=W)
+    assert [int(round(image.mean())) for image in slices.images] == [1, 2, 10, 100]
+
+
+def test_validation_is_the_last_block_of_each_class():
+    # Labels interleaved, images numbered in file order: each class's validation rows are its last ones.
+    labels = np.array([2, 0, 2, 2, 0, 2, 2, 0, 2, 2, 1, 2, 2])
+    images = np.arange(len(labels), dtype=np.uint8)[:, None, None]
+    train, validation = mri.split_validation(mri.Slices(images, labels, skipped=[{"file": "x"}]), 0.3)
+    # class 2 (9 slices): round(2.7) = 3 held out; class 0 (3): 1; class 1 (1 slice): none, it keeps its one.
+    assert validation.images.ravel().tolist() == [7, 9, 11, 12]
+    assert validation.labels.tolist() == [0, 2, 2, 2]
+    assert train.images.ravel().tolist() == [0, 1, 2, 3, 4, 5, 6, 8, 10]
+    assert train.skipped == [{"file": "x"}] and validation.skipped == []
+    with pytest.raises(DataError, match="holds out no slice"):
+        mri.split_validation(mri.Slices(images[:2], np.array([0, 1])), 0.2)
 
 
 def test_decompression_bomb_is_never_decoded(tmp_path):
@@ -230,19 +253,6 @@ def test_every_model_gives_four_logits(name, shape):
     assert not torch.allclose(out.exp().sum(1), torch.ones(2))   # logits, not probabilities
 
 
-@pytest.mark.parametrize("height, width", [(13, 11), (8, 8), (4, 6), (3, 2)])
-def test_average_pool_is_adaptive_average_pooling(height, width):
-    """Values and input gradients, for windows that tile, overlap, and outnumber the input."""
-    x = torch.randn(2, 5, height, width, dtype=torch.float64, requires_grad=True)
-    upstream = torch.randn(2, 5, 4, 4, dtype=torch.float64)
-    ours = mri_nets.AveragePoolTo((4, 4), (height, width)).double()(x)
-    (grad_ours,) = torch.autograd.grad(ours, x, upstream)
-    torch_pool = torch.nn.AdaptiveAvgPool2d((4, 4))(x)
-    (grad_torch,) = torch.autograd.grad(torch_pool, x, upstream)
-    torch.testing.assert_close(ours, torch_pool)
-    torch.testing.assert_close(grad_ours, grad_torch)
-
-
 def test_too_small_input_is_a_param_error():
     with pytest.raises(ParamError, match="cnn3: input 3x20x20 is too small"):
         mri_nets.cnn3((3, 20, 20))
@@ -272,6 +282,41 @@ def test_training_learns_and_is_deterministic():
     assert metrics["diverged"] is False and metrics["trained"] == 30 and metrics["unit"] == "epoch"
     assert len(predicted) == 20 and set(metrics["test"]["recall"]) == set(mri.CLASS_NAMES)
     check_model_evaluation(metrics)
+
+
+def test_warmup_cosine_climbs_then_decays_to_zero():
+    rates = [scheduled_lr(1.0, "warmup_cosine", step, 100) for step in range(100)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)   # warm-up: 10 % of the steps
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:])) and rates[-1] < 0.001
+    assert scheduled_lr(0.3, "constant", 57, 100) == 0.3
+
+
+def test_augmentation_shifts_and_relights_each_image_reproducibly():
+    x = torch.zeros(2, 3, 9, 7)
+    x[:, :, 4, 3] = 1.0   # one bright pixel in the middle of each image, in every channel
+    moved = augment(x, torch.Generator().manual_seed(0), shift_pixels=2, intensity_jitter=0.0)
+    again = augment(x, torch.Generator().manual_seed(0), shift_pixels=2, intensity_jitter=0.0)
+    assert torch.equal(moved, again)
+    for image in moved:
+        channels, rows, cols = torch.nonzero(image == 1.0, as_tuple=True)
+        assert channels.tolist() == [0, 1, 2] and len(set(rows.tolist())) == len(set(cols.tolist())) == 1
+        assert abs(rows[0] - 4) <= 2 and abs(cols[0] - 3) <= 2
+    relit = augment(x, torch.Generator().manual_seed(0), shift_pixels=0, intensity_jitter=0.5)
+    gain_and_offset = [sorted(set(image.flatten().tolist())) for image in relit]
+    assert all(len(values) == 2 for values in gain_and_offset)   # one gain and one offset per image
+    assert gain_and_offset[0] != gain_and_offset[1]
+
+
+def test_recipe_with_validation_learns_and_is_deterministic():
+    train, test = tiny_datasets(32, 32)
+    recipe = dict(epochs=8, batch_size=10, lr=0.01, optimizer="adamw", weight_decay=1e-4,
+                  lr_schedule="warmup_cosine", shift_pixels=2, intensity_jitter=0.1, class_weight="balanced")
+    histories = [mri_nets.fit("cnn_improved", train, test, validation=test, seed=1, device=torch.device("cpu"),
+                              **recipe)[1].history for _ in range(2)]
+    assert histories[0] == histories[1]
+    last = histories[0][-1]
+    assert last["validation_accuracy"] == last["test_accuracy"] > 0.5   # chance: 0.25
+    assert 0 < last["validation_macro_f1"] <= 1
 
 
 def test_huge_learning_rate_diverges_cleanly():

@@ -23,12 +23,20 @@ def test_stages_end_to_end(baseline):
     """What the baseline's `dvc repro` wrote (a forced rerun gives the same bytes: tests/test_faults.py)."""
     repo = baseline.path
     normalized = np.load(repo / "data/mri/normalized/train_x.npy", mmap_mode="r")
-    assert normalized.shape == (120, 3, 40, 36) and normalized.dtype == np.float32
+    validation = np.load(repo / "data/mri/normalized/validation_x.npy", mmap_mode="r")
+    # tests/tiny_params.yaml: 130 train phantoms; validation_fraction 0.2 holds out round(0.2 n) of each class.
+    assert normalized.shape == (104, 3, 40, 36) and normalized.dtype == np.float32
+    assert validation.shape == (26, 3, 40, 36)
+    counts = strict_json(repo / "plots/mri_data/data_stats.json")
+    assert counts["train"]["count"] == 104 and counts["validation"]["count"] == 26
     assert json.loads((repo / "data/mri/normalized/info.json").read_text())["source"] == "synthetic"
     assert (repo / "plots/mri_normalize/sample.png").stat().st_size > 0
     assert set(strict_json(repo / "metrics/mri_simple_nn2.json")["test"]) == {"accuracy", "macro_f1"}
     evaluation = strict_json(repo / "plots/mri_simple_nn2/evaluation.json")
     assert set(evaluation["test"]) == {"loss", "accuracy", "macro_f1", "recall"}
+    history = (repo / "plots/mri_cnn_improved/history.csv").read_text().splitlines()
+    assert history[0] == ("epoch,train_loss,train_accuracy,validation_loss,validation_accuracy,"
+                          "validation_macro_f1,test_loss,test_accuracy") and len(history) == 2
     confusion = json.loads((repo / "plots/mri_simple_nn2/confusion.json").read_text())
     assert len(confusion) == 40 and set(confusion[0]) == {"actual", "predicted"}
 
@@ -61,7 +69,8 @@ def test_empty_class_folder_is_a_warning_recorded_in_the_metrics(tmp_path):
             folder = tmp_path / "kaggle" / split / name
             folder.mkdir(parents=True)
             if not (split == "test" and name == "MildDemented"):
-                Image.fromarray(np.full((16, 12), 90, dtype=np.uint8)).save(folder / "1.jpg")
+                for number in range(3):   # 3 train slices per class: the validation split takes one of them
+                    Image.fromarray(np.full((16, 12), 90, dtype=np.uint8)).save(folder / f"{number}.jpg")
     params = tiny_params()
     params["data"]["mri"]["source"] = "folder"
     params["data"]["mri"]["folder"].update(path=str(tmp_path / "kaggle"), height=16, width=12)

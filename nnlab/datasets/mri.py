@@ -18,12 +18,18 @@ Its policy on bad input is never to drop anything silently:
 - an empty class folder is allowed (a small split may lack a class) but listed
   in :attr:`Slices.empty_folders`, for the stage to warn and record.
 
+Files are read in the order of the numbers in their names (``mildDem2.jpg``
+before ``mildDem10.jpg``): Kaggle numbered the slices of one brain
+consecutively, and :func:`split_validation` relies on that order.
+
 The synthetic stand-in is :mod:`nnlab.datasets.mri_phantom`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import re
 
 import numpy as np
 
@@ -36,7 +42,8 @@ CLASS_NAMES = ("MildDemented", "ModerateDemented", "NonDemented", "VeryMildDemen
 KAGGLE_CLASS_SHARE = {"MildDemented": 0.14, "ModerateDemented": 0.01,
                       "NonDemented": 0.50, "VeryMildDemented": 0.35}
 KAGGLE_HEIGHT, KAGGLE_WIDTH = 208, 176
-SPLITS = ("train", "test")
+FOLDER_SPLITS = ("train", "test")                 # the Kaggle folders
+SPLITS = ("train", "validation", "test")          # the data stages' arrays: validation is cut from train
 BAD_FILE_POLICIES = ("error", "skip")
 EIGHT_BIT_TYPES = ("|u1", "|b1")   # numpy type strings of Pillow modes whose bands hold at most 8 bits
 
@@ -55,6 +62,11 @@ class Slices:
         return {name: int(c) for name, c in zip(CLASS_NAMES, counts)}
 
 
+def _file_order(path: Path) -> list:
+    """Sort key of a file name that compares its runs of digits as numbers ("a2" before "a10")."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name)]
+
+
 def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     """``(file, label)`` of every image, and the class folders that hold none."""
     if not split_dir.is_dir():
@@ -70,7 +82,8 @@ def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int]], list[str]]:
         if entry.name not in CLASS_NAMES:
             raise DataError(f"{entry}: unknown class folder (expected one of {', '.join(CLASS_NAMES)})")
         label = CLASS_NAMES.index(entry.name)
-        in_folder = [(path, label) for path in sorted(entry.iterdir()) if not path.name.startswith(".")]
+        in_folder = [(path, label) for path in sorted(entry.iterdir(), key=_file_order)
+                     if not path.name.startswith(".")]
         if not in_folder:
             empty_folders.append(str(entry))
         files += in_folder
@@ -131,6 +144,28 @@ def load_folder(root: str | Path, split: str, *, height: int = KAGGLE_HEIGHT, wi
     return Slices(images[:kept].copy() if kept < len(files) else images, labels[:kept], skipped, empty_folders)
 
 
+def split_validation(slices: Slices, fraction: float) -> tuple[Slices, Slices]:
+    """``(train, validation)``: the last ``fraction`` of each class's slices, in file order, held out.
+
+    One contiguous block per class, not a random draw: neighbouring slices of
+    one brain look alike and are numbered consecutively, so a random split
+    would put near-copies of validation slices into training and flatter the
+    validation score. A block cuts through at most one brain per class. Each
+    class keeps at least one training slice; a class of one slice, or too
+    small for ``fraction`` to round up to a slice, is not held out at all.
+    """
+    held_out = np.zeros(len(slices.labels), dtype=bool)
+    for label in range(len(CLASS_NAMES)):
+        rows = np.flatnonzero(slices.labels == label)
+        n_held_out = min(round(len(rows) * fraction), len(rows) - 1)
+        if n_held_out > 0:
+            held_out[rows[len(rows) - n_held_out:]] = True
+    if not held_out.any():
+        raise DataError(f"a validation fraction of {fraction} holds out no slice of {len(slices.labels)}")
+    return (Slices(slices.images[~held_out], slices.labels[~held_out], slices.skipped, slices.empty_folders),
+            Slices(slices.images[held_out], slices.labels[held_out]))
+
+
 def read_info(directory: str | Path) -> dict:
     """The ``info.json`` a data stage leaves beside its arrays (source, class names, ...)."""
     import json
@@ -155,9 +190,9 @@ def open_arrays(directory: str | Path, names: tuple[str, ...]) -> dict[str, np.n
 
 
 def normalized_datasets(directory: str | Path):
-    """The ``mri_normalize`` output as memory-mapped ``(train, test, info)`` for torch."""
+    """The ``mri_normalize`` output as memory-mapped ``({split: dataset} for SPLITS, info)`` for torch."""
     from nnlab.torch_train import ArrayDataset
 
-    arrays = open_arrays(directory, ("train_x", "train_y", "test_x", "test_y"))
-    return (ArrayDataset(arrays["train_x"], arrays["train_y"]),
-            ArrayDataset(arrays["test_x"], arrays["test_y"]), read_info(directory))
+    arrays = open_arrays(directory, tuple(f"{split}_{part}" for split in SPLITS for part in "xy"))
+    return ({split: ArrayDataset(arrays[f"{split}_x"], arrays[f"{split}_y"]) for split in SPLITS},
+            read_info(directory))
