@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import sys
 
-import pandas as pd
-
 from nnlab.cli import run, stage_parser
 from nnlab.datasets.synthetic import load_split
-from nnlab.io import StageOutputs
 from nnlab.models import mlp
-from nnlab.nn import HISTORY_COLUMNS, steps_per_epoch
+from nnlab.nn import steps_per_epoch
 from nnlab.params import learning_rate, load_params, seed
 from nnlab.runtime import numpy_rng
 
@@ -52,15 +49,9 @@ def main(argv=None) -> None:
     result = model.net.train(data.X_train, data.y_train, model.loss_function, lr=lr, steps=epochs * updates,
                              batch_size=batch_size, eval_every=eval_every * updates, rng=rng,
                              X_test=data.X_test, y_test=data.y_test, desc=NAME)
-    with StageOutputs() as out:
-        mlp.save_model(out.directory(f"models/{NAME}"), model, result, classes=CLASSES, source="generated",
-                       data=INPUT, params={"lr": lr, "epochs": epochs, "batch_size": batch_size,
-                                           "eval_every": eval_every, "init": init, "init_std": init_std,
-                                           "seed": run_seed})
-        out.csv(f"plots/{NAME}/history.csv", pd.DataFrame(result.history, columns=HISTORY_COLUMNS))
-    final = result.final()
-    print(f"{NAME}: {model}: train accuracy {final['train_accuracy']}, "
-          f"test accuracy {final['test_accuracy']}{' (diverged)' if result.diverged else ''}")
+    print(mlp.write_run(NAME, model, result, classes=CLASSES, data=INPUT,
+                        params={"lr": lr, "epochs": epochs, "batch_size": batch_size, "eval_every": eval_every,
+                                "init": init, "init_std": init_std, "seed": run_seed}))
 
 
 if __name__ == "__main__":

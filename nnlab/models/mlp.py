@@ -9,7 +9,8 @@ import numpy as np
 
 from nnlab import artifacts, plotting
 from nnlab.errors import DataError
-from nnlab.nn import BinaryCrossEntropy, CrossEntropy, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
+from nnlab.io import StageOutputs
+from nnlab.nn import HISTORY_COLUMNS, BinaryCrossEntropy, CrossEntropy, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from nnlab.nn import init as initialisers
 from nnlab.results import TrainResult
 
@@ -85,6 +86,21 @@ def save_model(directory: Path, classifier: Classifier, result: TrainResult, **s
     shaped it and the data source (see :mod:`nnlab.artifacts`)."""
     artifacts.save_arrays(directory, classifier.weights())
     artifacts.write_spec(directory, KIND, architecture=classifier.architecture, run=result.run_record(), **spec)
+
+
+def write_run(name: str, classifier: Classifier, result: TrainResult, *, classes: list, data: str,
+              params: dict) -> str:
+    """A training stage's outputs, models/<name>/ (from ``data``, generated) and plots/<name>/history.csv;
+    returns the line the stage prints."""
+    import pandas as pd
+
+    with StageOutputs() as out:
+        save_model(out.directory(f"models/{name}"), classifier, result, classes=classes, source="generated",
+                   data=data, params=params)
+        out.csv(f"plots/{name}/history.csv", pd.DataFrame(result.history, columns=HISTORY_COLUMNS))
+    final = result.final()
+    return (f"{name}: {classifier}: train accuracy {final['train_accuracy']}, "
+            f"test accuracy {final['test_accuracy']}{' (diverged)' if result.diverged else ''}")
 
 
 def load_model(directory: str | Path, stage: str) -> tuple[Classifier, dict]:
