@@ -122,6 +122,15 @@ def model_metrics(evaluation: dict) -> dict:
     return record
 
 
+def write_evaluation(out, model: str, evaluation: dict, confusion: list[dict]) -> None:
+    """An evaluate stage's three records of ``model`` into ``out`` (a :class:`nnlab.io.StageOutputs`):
+    the headline ``metrics/<model>.json``, ``plots/<model>/evaluation.json`` and the test split's
+    ``plots/<model>/confusion.json`` (:func:`nnlab.metrics.confusion_records`)."""
+    out.json(f"metrics/{model}.json", model_metrics(evaluation))
+    out.json(f"plots/{model}/evaluation.json", evaluation)
+    out.json(f"plots/{model}/confusion.json", confusion)
+
+
 def _check_source(record: dict, problems: list[str]) -> None:
     if record.get("source") not in SOURCES:
         problems.append(f"source {record.get('source')!r} is not one of {', '.join(SOURCES)}")

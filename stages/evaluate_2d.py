@@ -24,7 +24,7 @@ from nnlab.datasets.synthetic import Split, load_split
 from nnlab.io import StageOutputs
 from nnlab.metrics import confusion_records
 from nnlab.models import mlp, perceptron, tanh_mlp
-from nnlab.results import TrainResult, classifier_scores, diverged_scores, model_evaluation, model_metrics
+from nnlab.results import TrainResult, classifier_scores, diverged_scores, model_evaluation, write_evaluation
 
 
 class Model(NamedTuple):
@@ -81,9 +81,7 @@ def main(argv=None) -> None:
     figures = plotting.split_curves(history, x=x, metrics=("loss", "accuracy"), title=title)
     figures["decision"] = decision_figure(model, split, title)
     with StageOutputs() as out:
-        out.json(f"metrics/{name}.json", model_metrics(evaluation))
-        out.json(f"plots/{name}/evaluation.json", evaluation)
-        out.json(f"plots/{name}/confusion.json", confusion)
+        write_evaluation(out, name, evaluation, confusion)
         for figure_name, figure in figures.items():
             out.figure(f"plots/{name}/{figure_name}.png", figure)
     print(f"{name}: diverged" if evaluation["diverged"] else

@@ -20,7 +20,7 @@ from nnlab.datasets import imdb
 from nnlab.io import StageOutputs
 from nnlab.metrics import confusion_records, curve_rows
 from nnlab.models import sentiment
-from nnlab.results import TrainResult, model_metrics
+from nnlab.results import TrainResult, write_evaluation
 
 FEATURES = "data/imdb/tfidf"
 MODELS = ("imdb_train", "imdb_tuned")
@@ -44,10 +44,8 @@ def main(argv=None) -> None:
         title=f"IMDB classifier ({config['activation']}, {config['optimizer']} lr {config['lr']:g}, "
               f"batch {config['batch_size']})")
     with StageOutputs() as out:
-        out.json(f"metrics/{args.model}.json", model_metrics(evaluation))
-        out.json(f"{plots}/evaluation.json", evaluation)
         predicted = [] if probabilities is None else (probabilities >= 0.5).astype(int)
-        out.json(f"{plots}/confusion.json", confusion_records(y_test, predicted, imdb.SENTIMENTS))
+        write_evaluation(out, args.model, evaluation, confusion_records(y_test, predicted, imdb.SENTIMENTS))
         roc, precision_recall = curve_rows(y_test, probabilities)
         out.csv(f"{plots}/roc.csv", roc)
         out.csv(f"{plots}/precision_recall.csv", precision_recall)

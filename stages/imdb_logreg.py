@@ -16,18 +16,16 @@ from nnlab.io import StageOutputs
 from nnlab.metrics import confusion_records
 from nnlab.models import sentiment_linear
 from nnlab.params import load_params
-from nnlab.results import model_metrics
+from nnlab.results import write_evaluation
 
 FEATURES = "data/imdb/tfidf"
-MODEL = "models/imdb_logreg"
-METRICS = "metrics/imdb_logreg.json"
-PLOTS = "plots/imdb_logreg"
+NAME = "imdb_logreg"
 
 
 def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     params = load_params(args.params)
-    cfg = params.section("imdb_logreg")
+    cfg = params.section(NAME)
     C = cfg.float("C", positive=True)
     max_iter = cfg.int("max_iter", min=1)
     cfg.check_all_used()
@@ -37,10 +35,8 @@ def main(argv=None) -> None:
     model = sentiment_linear.fit(X_train, y_train, C=C, max_iter=max_iter)
     evaluation, predicted = sentiment_linear.run_evaluation(model, source, X_train, y_train, X_test, y_test)
     with StageOutputs() as out:
-        sentiment_linear.save_model(out.directory(MODEL), model, source=source)
-        out.json(METRICS, model_metrics(evaluation))
-        out.json(f"{PLOTS}/evaluation.json", evaluation)
-        out.json(f"{PLOTS}/confusion.json", confusion_records(y_test, predicted, imdb.SENTIMENTS))
+        sentiment_linear.save_model(out.directory(f"models/{NAME}"), model, source=source)
+        write_evaluation(out, NAME, evaluation, confusion_records(y_test, predicted, imdb.SENTIMENTS))
     test = evaluation["test"]
     print(f"imdb_logreg: {evaluation['trained']} lbfgs iterations, train accuracy {evaluation['train']['accuracy']:.4f},"
           f" test accuracy {test['accuracy']:.4f}, F1 {test['f1']:.4f}")

@@ -20,7 +20,7 @@ from nnlab.datasets import mnist
 from nnlab.io import StageOutputs
 from nnlab.metrics import confusion_records
 from nnlab.models import linear
-from nnlab.results import model_metrics
+from nnlab.results import write_evaluation
 
 INPUT = "data/mnist/normalized.npz"
 MODELS = {"mnist_linear": ("hand-written (numpy)", linear.load_numpy_model),
@@ -47,9 +47,7 @@ def main(argv=None) -> None:
         title="Linear MNIST classifier: final accuracy", ylabel="accuracy")
     with StageOutputs() as out:
         for name in MODELS:
-            out.json(f"metrics/{name}.json", model_metrics(records[name]))
-            out.json(f"plots/{name}/evaluation.json", records[name])
-            out.json(f"plots/{name}/confusion.json", confusions[name])
+            write_evaluation(out, name, records[name], confusions[name])
             out.figure(f"plots/{name}/curves.png", curves[name])
         out.figure("plots/mnist_torch/comparison.png", comparison)
     for name, record in records.items():

@@ -21,7 +21,7 @@ from nnlab.datasets import mri
 from nnlab.io import StageOutputs
 from nnlab.metrics import confusion_records
 from nnlab.models import mri_nets
-from nnlab.results import TrainResult, model_metrics
+from nnlab.results import TrainResult, write_evaluation
 from nnlab.torch_train import run_metrics
 
 DATA_DIR = "data/mri/normalized"
@@ -42,10 +42,8 @@ def main(argv=None) -> None:
     figures = plotting.split_curves(history, x="epoch", metrics=("loss", "accuracy"),
                                     title=f"{args.model} on {info['description']}")
     with StageOutputs() as out:
-        out.json(f"metrics/{name}.json", model_metrics(evaluation))
-        out.json(f"plots/{name}/evaluation.json", evaluation)
-        out.json(f"plots/{name}/confusion.json",
-                 [] if predicted is None else confusion_records(test.labels, predicted, spec["class_names"]))
+        write_evaluation(out, name, evaluation,
+                         [] if predicted is None else confusion_records(test.labels, predicted, spec["class_names"]))
         for metric, figure in figures.items():
             out.figure(f"plots/{name}/{metric}.png", figure)
     print(f"{name}: diverged" if evaluation["diverged"] else
