@@ -35,12 +35,9 @@ real: venv
 		-S data.imdb.source=$(IMDB_SOURCE) -S "data.imdb.path=$(IMDB)" \
 		-S data.mri.source=folder -S "data.mri.folder.path=$(MRI)"
 
-# The numerics tests once more under other numpy (OpenBLAS) and torch (ATen, oneDNN) kernels, as another CPU picks.
-ALT_KERNELS := OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
-
+# Whole files to each worker, in the order tests/conftest.py sorts them (see there).
 test: venv
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q tests
-	$(ALT_KERNELS) $(BIN)/python -m pytest -n 2 --dist loadfile -q -m numerics tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q tests
 
 # `make bench BENCH_ARGS=--repro` also times a whole default `dvc repro` from a clean cache.
 bench: venv

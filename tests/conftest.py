@@ -86,10 +86,14 @@ def pytest_collection_modifyitems(session, config, items):
     """Tests on the shared tiny-params pipeline (tests/pipeline_repo.py) run last, and its
     `dvc repro` starts now in the background, so the unit tests run while it builds.
 
-    Every pytest-xdist worker collects the same items and sorts them the same way; the
-    first to get here starts the build (an exclusive create decides which).
+    `make test` hands out whole files (`--dist loadfile`) in this order (`--no-loadscope-reorder`),
+    so the files with such a test come after every file without: a worker that waits for the
+    build holds back no test that could run meanwhile. Every pytest-xdist worker collects the
+    same items and sorts them the same way; the first to get here starts the build (an
+    exclusive create decides which).
     """
-    items.sort(key=uses_baseline)
+    waiting_files = {item.path for item in items if uses_baseline(item)}
+    items.sort(key=lambda item: (item.path in waiting_files, uses_baseline(item)))
     if not any(map(uses_baseline, items)) or config.getoption("collectonly"):
         return
     from pipeline_repo import shared_directory
