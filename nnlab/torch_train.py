@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from nnlab.results import TrainResult, classifier_scores, diverged_scores, model_evaluation
+from nnlab.results import TrainResult, classifier_scores, diverged_scores, macro_f1, model_evaluation
 
 CLASS_WEIGHTS = ("none", "balanced")
 OPTIMIZERS = ("sgd", "adamw")
@@ -138,12 +138,9 @@ def evaluate(model: nn.Module, dataset: ArrayDataset, device: torch.device) -> t
 
 def validation_scores(model: nn.Module, validation: ArrayDataset, n_classes: int, device: torch.device) -> dict:
     """``validation_loss``, ``validation_accuracy`` and ``validation_macro_f1`` of the model now."""
-    from sklearn.metrics import f1_score
-
     loss, predicted = evaluate(model, validation, device)
     return {"validation_loss": loss, "validation_accuracy": float(np.mean(predicted == validation.labels)),
-            "validation_macro_f1": float(f1_score(validation.labels, predicted, labels=list(range(n_classes)),
-                                                  average="macro", zero_division=0))}
+            "validation_macro_f1": macro_f1(validation.labels, predicted, n_classes)}
 
 
 def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, *, epochs: int,
