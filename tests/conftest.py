@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -45,21 +47,56 @@ def tiny_params() -> dict:
     return deep_merge(default_params(), tiny_overrides())
 
 
-def venv_env() -> dict:
-    """The environment with this interpreter's bin first, so `python` and `dvc` are the venv's."""
+def venv_env(*, stage_server: bool = True) -> dict:
+    """The environment with this interpreter's bin first, so `python` and `dvc` are the venv's;
+    with ``stage_server``, `python -m stages.…` runs in the session's stage server
+    (tests/stage_server.py) where there is one."""
     env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    shims = os.environ.get("NNLAB_STAGE_SHIM") if stage_server else None
+    env["PATH"] = os.pathsep.join([*filter(None, [shims]), str(Path(sys.executable).parent), env.get("PATH", "")])
+    if not stage_server:
+        env.pop("NNLAB_STAGE_SERVER", None)
     env["PYTHONPATH"] = ""
     return env
 
 
+def pytest_configure(config):
+    """The session's stage server, started once by the process that starts the others (pytest-xdist's
+    controller, or pytest alone): its workers inherit the variables that lead to it."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or config.getoption("collectonly"):
+        return
+    from stage_server import write_shim
+
+    folder = Path(tempfile.mkdtemp(prefix="nnlab-stages-"))
+    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "stage_server.py"), str(folder / "socket")],
+                              cwd=folder, env=venv_env(stage_server=False), stdin=subprocess.DEVNULL,
+                              start_new_session=True)
+    os.environ["NNLAB_STAGE_SERVER"] = str(folder / "socket")
+    os.environ["NNLAB_STAGE_SHIM"] = str(write_shim(folder / "bin", sys.executable))
+
+    def stop() -> None:
+        server.kill()
+        server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    config.add_cleanup(stop)
+
+
+def stage_python() -> str:
+    """The `python` that runs stage modules: the stage server's shim, or this interpreter."""
+    shims = os.environ.get("NNLAB_STAGE_SHIM")
+    return str(Path(shims) / "python") if shims else sys.executable
+
+
 def run_stage(stage: str, params: dict, cwd: Path, *, args: list[str] = (), **options) -> subprocess.CompletedProcess:
     """Run ``python -m stages.<stage> [args] --params <tmp>`` in ``cwd`` with ``params`` written out;
-    ``options`` go to subprocess.run (e.g. preexec_fn)."""
+    ``options`` go to subprocess.run. With a ``preexec_fn`` (a resource limit, say) the stage runs in
+    a process of its own, which the limit reaches, not in a fork of the stage server."""
     params_file = cwd / "params.test.yaml"
     params_file.write_text(yaml.safe_dump(params))
+    python = sys.executable if "preexec_fn" in options else stage_python()
     return subprocess.run(
-        [sys.executable, "-m", f"stages.{stage}", *args, "--params", str(params_file)],
+        [python, "-m", f"stages.{stage}", *args, "--params", str(params_file)],
         cwd=cwd, env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
         **options,
     )

@@ -124,7 +124,8 @@ def interrupted_repro(repo: Path, stage: str, signum: int, timeout: float = 120)
     Returns what the terminal showed."""
     main_fd, child_fd = pty.openpty()  # a terminal, so that tqdm draws its bar...
     fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # ...which needs a width
-    process = subprocess.Popen(["dvc", "repro", "-s", stage], cwd=repo, env={**venv_env(), **GIT_ENV},
+    # The stage in a process of its own, not a fork of tests/stage_server.py: signals reach it as a user's would.
+    process = subprocess.Popen(["dvc", "repro", "-s", stage], cwd=repo, env={**venv_env(stage_server=False), **GIT_ENV},
                                stdin=subprocess.DEVNULL, stdout=child_fd, stderr=child_fd, start_new_session=True)
     os.close(child_fd)
     shown, deadline = b"", time.monotonic() + timeout
