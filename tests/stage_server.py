@@ -47,7 +47,10 @@ server = os.environ.get("NNLAB_STAGE_SERVER")
 if not (server and len(argv) >= 2 and argv[0] == "-m" and argv[1].startswith("stages.")):
     os.execv({python!r}, [{python!r}, *argv])
 connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-connection.connect(server)
+try:
+    connection.connect(server)
+except OSError:  # the session that started the server has ended: run it the plain way
+    os.execv({python!r}, [{python!r}, *argv])
 request = json.dumps({{"argv": argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}}).encode()
 message = struct.pack("!I", len(request)) + request
 sent = socket.send_fds(connection, [message], [0, 1, 2])

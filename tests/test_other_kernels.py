@@ -17,8 +17,9 @@ OTHER_KERNELS = {"OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2", 
 
 
 def test_numerics_tests_pass_under_other_kernels(tmp_path):
-    # Without pytest-xdist's variables the inner run is a session of its own, in its own folder.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_XDIST")}
+    # Without pytest-xdist's variables the inner run is a session of its own, in its own folder, with
+    # a stage server of its own (tests/stage_server.py), which imports torch under these kernels.
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_XDIST", "NNLAB_STAGE"))}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-m", "numerics", "--basetemp",
          str(tmp_path / "run"), str(ROOT / "tests")],
