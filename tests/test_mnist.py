@@ -302,7 +302,7 @@ def test_scoring_in_passes_changes_nothing(monkeypatch, lr, eval_every):
     data = small_data()
 
     def run(on_step=None):
-        return linear.train_numpy(data, lr=lr, batch_size=10, iterations=300, eval_every=eval_every,
+        return linear.train_numpy(data, lr=lr, batch_size=10, iterations=100, eval_every=eval_every,
                                   rng=np.random.default_rng(0), on_step=on_step)
     trajectory = {}
     in_passes = run(on_step=lambda step, W: trajectory.__setitem__(step, W.copy()))
