@@ -83,7 +83,8 @@ def pytest_configure(config):
 
 
 def stage_python() -> str:
-    """The `python` that runs stage modules: the stage server's shim, or this interpreter."""
+    """The `python` that runs the repository's modules (``-m stages.…``, ``-m nnlab.predict``): the
+    stage server's shim, or this interpreter."""
     shims = os.environ.get("NNLAB_STAGE_SHIM")
     return str(Path(shims) / "python") if shims else sys.executable
 

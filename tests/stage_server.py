@@ -10,7 +10,8 @@ written are the stage's own. The repository's code (``nnlab``, ``stages``) is ne
 ahead: each child imports it from its own folder, so a clone's edits count.
 
 Callers reach the server through a ``python`` earlier on ``PATH`` (:data:`SHIM`, which DVC
-runs as every stage's ``python``): for ``-m stages.…`` it connects to the server, forwards
+runs as every stage's ``python``): for ``-m stages.…`` (or another of the repository's entry
+points, ``-m nnlab.predict``) it connects to the server, forwards
 SIGINT, SIGTERM and SIGHUP to the child and exits as the child did; the child is killed when
 the shim dies (SIGKILL included). Anything else it hands to the real interpreter.
 
@@ -40,11 +41,11 @@ LIBRARIES = ("numpy", "pandas", "yaml", "tqdm", "PIL.Image", "scipy.sparse", "sk
              "sklearn.datasets", "joblib", "nltk.stem", "matplotlib", "matplotlib.pyplot", "torch", "torch.nn")
 
 SHIM = r'''#!{python} -SE
-# The tests' `python` (tests/stage_server.py): `-m stages.…` runs in a fork of the stage server.
+# The tests' `python` (tests/stage_server.py): `-m stages.…` or `-m nnlab.…` runs in a fork of the stage server.
 import os, signal, socket, struct, sys, json
 argv = sys.argv[1:]
 server = os.environ.get("NNLAB_STAGE_SERVER")
-if not (server and len(argv) >= 2 and argv[0] == "-m" and argv[1].startswith("stages.")):
+if not (server and len(argv) >= 2 and argv[0] == "-m" and argv[1].startswith(("stages.", "nnlab."))):
     os.execv({python!r}, [{python!r}, *argv])
 connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 try:

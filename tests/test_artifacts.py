@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
 
 pytest.register_assert_rewrite("pipeline_repo")
-from conftest import ROOT, venv_env  # noqa: E402
+from conftest import ROOT, stage_python, venv_env  # noqa: E402
 from pipeline_repo import clone_workspace, load_strict, metrics_files, sh  # noqa: E402
 
 from nnlab.results import check_model_evaluation, check_model_metrics  # noqa: E402
@@ -71,14 +70,14 @@ def test_deleting_metrics_reevaluates_without_retraining(baseline, tmp_path):
 
 
 def predict(repo, *args: str) -> list[dict]:
-    result = subprocess.run([sys.executable, "-m", "nnlab.predict", *args, "--json"], cwd=repo, capture_output=True,
+    result = subprocess.run([stage_python(), "-m", "nnlab.predict", *args, "--json"], cwd=repo, capture_output=True,
                             text=True, env={**venv_env(), "PYTHONPATH": str(repo)}, timeout=120)
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def test_predict_without_a_model_says_which_stage_makes_it(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "nnlab.predict", "imdb", "Good film"], cwd=tmp_path,
+    result = subprocess.run([stage_python(), "-m", "nnlab.predict", "imdb", "Good film"], cwd=tmp_path,
                             capture_output=True, text=True, env={**venv_env(), "PYTHONPATH": str(ROOT)}, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: models/imdb_tfidf: missing (run `dvc repro preprocess` to make it)"
@@ -107,7 +106,7 @@ def test_predict_on_real_samples(baseline, shared_data, tmp_path):
     assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
 
     slice_path = next((shared_data / "alzheimer" / "Alzheimer_s Dataset" / "test" / "NonDemented").glob("*.jpg"))
-    result = subprocess.run([sys.executable, "-m", "nnlab.predict", "mri", str(slice_path)], cwd=baseline.path,
+    result = subprocess.run([stage_python(), "-m", "nnlab.predict", "mri", str(slice_path)], cwd=baseline.path,
                             capture_output=True, text=True, env={**venv_env(), "PYTHONPATH": str(ROOT)}, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {slice_path}: image is 176x208 (W x H), expected 36x40"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, run_stage, venv_env
+from conftest import ROOT, run_stage, stage_python, venv_env
 from nnlab.datasets import synthetic
 from nnlab.errors import ParamError
 from nnlab.io import dumps_json
@@ -263,7 +262,7 @@ def test_mlp_stages_train_then_evaluate(tmp_path):
     assert {p.name for p in (tmp_path / "models/tanh_mlp").iterdir()} == {"spec.json", "weights.npz"}
     history = (tmp_path / "plots/tanh_mlp/history.csv").read_text().splitlines()
     assert history[0] == "epoch,train_loss,train_accuracy,test_loss,test_accuracy" and len(history) == 6
-    evaluation = subprocess.run([sys.executable, "-m", "stages.evaluate_2d", "--model", "tanh_mlp"], cwd=tmp_path,
+    evaluation = subprocess.run([stage_python(), "-m", "stages.evaluate_2d", "--model", "tanh_mlp"], cwd=tmp_path,
                                 env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     assert evaluation.returncode == 0, evaluation.stderr
     check_model_metrics(load_strict(tmp_path / "metrics/tanh_mlp.json"))
