@@ -105,26 +105,31 @@ class Baseline:
         self.repro_output = (path.parent / "repro.log").read_text()
 
 
-def stage_paths(repo: Path) -> dict[str, tuple[list[str], list[str]]]:
-    """Every stage of dvc.yaml (``name@item`` for foreach ones): its (deps, outs) paths, where outs
-    are its outs, metrics and plots."""
-    paths = {}
-    for name, spec in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].items():
-        for item in spec.get("foreach", [None]):
-            stage = spec if item is None else yaml.safe_load(yaml.safe_dump(spec["do"]).replace("${item}", item))
-            outs = [next(iter(out)) if isinstance(out, dict) else out
-                    for kind in ("outs", "metrics", "plots") for out in stage.get(kind, [])]
-            paths[name if item is None else f"{name}@{item}"] = (stage.get("deps", []), outs)
-    return paths
+def expanded_stages(repo: Path) -> dict[str, dict]:
+    """dvc.yaml's stages, ``foreach`` expanded to ``name@item``."""
+    stages = {}
+    for name, stage in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].items():
+        if "foreach" not in stage:
+            stages[name] = stage
+            continue
+        for item in stage["foreach"]:
+            stages[f"{name}@{item}"] = yaml.safe_load(yaml.safe_dump(stage["do"]).replace("${item}", str(item)))
+    return stages
+
+
+def stage_outputs(stage: dict) -> list[str]:
+    """The paths a stage declares as its outs, metrics and plots."""
+    return [next(iter(out)) if isinstance(out, dict) else out
+            for kind in ("outs", "metrics", "plots") for out in stage.get(kind, [])]
 
 
 def independent_halves(repo: Path) -> tuple[list[str], list[str]]:
     """Two sets of stages, about equal in number, that share no data: each with everything
     upstream of it, so each builds on its own. A stage that joins the pipeline's parts (the report)
     is in neither: it runs once both are built."""
-    paths = stage_paths(repo)
-    maker = {out: stage for stage, (_, outs) in paths.items() for out in outs}
-    upstream = {stage: {maker[dep] for dep in deps if dep in maker} for stage, (deps, _) in paths.items()}
+    stages = expanded_stages(repo)
+    maker = {out: name for name, stage in stages.items() for out in stage_outputs(stage)}
+    upstream = {name: {maker[dep] for dep in stage.get("deps", []) if dep in maker} for name, stage in stages.items()}
     part = {}   # stage -> the stage that names its part (union-find)
 
     def find(stage: str) -> str:
@@ -142,7 +147,7 @@ def independent_halves(repo: Path) -> tuple[list[str], list[str]]:
         for other in upstream[stage]:
             part[find(stage)] = find(other)
     parts: dict[str, list[str]] = {}
-    for stage in paths:
+    for stage in stages:
         if stage not in joins:
             parts.setdefault(find(stage), []).append(stage)
     halves: tuple[list[str], list[str]] = ([], [])

@@ -44,7 +44,7 @@ import yaml
 from conftest import ROOT, SHARED_DATA, venv_env
 
 pytest.register_assert_rewrite("pipeline_repo")
-from pipeline_repo import GIT_ENV, clone_workspace  # noqa: E402
+from pipeline_repo import GIT_ENV, clone_workspace, expanded_stages  # noqa: E402
 
 pytest_plugins = ["pipeline_repo"]
 
@@ -117,12 +117,7 @@ def documented_commands() -> list[Command]:
 
 
 def stage_names(repo: Path) -> set[str]:
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-    names = set()
-    for name, stage in stages.items():
-        items = stage.get("foreach")
-        names.update(f"{name}@{item}" for item in items) if items else names.add(name)
-    return names
+    return set(expanded_stages(repo))
 
 
 def has_key(params: dict, dotted: str) -> bool:

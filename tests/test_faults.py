@@ -29,7 +29,8 @@ import yaml
 
 pytest.register_assert_rewrite("pipeline_repo")
 from conftest import venv_env  # noqa: E402
-from pipeline_repo import GIT_ENV, clone_workspace, load_strict, metrics_files, sh  # noqa: E402
+from pipeline_repo import (GIT_ENV, clone_workspace, expanded_stages, load_strict, metrics_files,  # noqa: E402
+                           sh, stage_outputs)
 
 pytest_plugins = ["pipeline_repo"]
 
@@ -45,15 +46,7 @@ DETERMINISM_STAGES = ["generate", "mnist_grid", "mnist_torch", "preprocess", "im
 
 def stage_outs(repo: Path, stage: str) -> list[str]:
     """The declared outs, metrics and plots of ``stage`` (``name@item`` for foreach stages)."""
-    name, _, item = stage.partition("@")
-    spec = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"][name]
-    if item:
-        spec = yaml.safe_load(yaml.safe_dump(spec["do"]).replace("${item}", item))
-    paths = []
-    for kind in ("outs", "metrics", "plots"):
-        for out in spec.get(kind, []):
-            paths.append(next(iter(out)) if isinstance(out, dict) else out)
-    return paths
+    return stage_outputs(expanded_stages(repo)[stage])
 
 
 def files_under(repo: Path, paths: list[str]) -> list[str]:
@@ -66,10 +59,7 @@ def files_under(repo: Path, paths: list[str]) -> list[str]:
 
 
 def all_outputs(repo: Path) -> list[str]:
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-    names = [f"{name}@{item}" for name, spec in stages.items() for item in spec.get("foreach", [])] + \
-            [name for name, spec in stages.items() if "foreach" not in spec]
-    return sorted({f for name in names for f in files_under(repo, stage_outs(repo, name))})
+    return sorted({f for stage in expanded_stages(repo).values() for f in files_under(repo, stage_outputs(stage))})
 
 
 def without_timing(path: Path) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from nnlab.errors import NnlabError
 from nnlab.text import Cleaner, CleaningConfig
 
 from conftest import ROOT, default_params, run_stage, venv_env
+from pipeline_repo import expanded_stages
 
 # FUZZ_EXAMPLES=2000 searches longer, from a random seed (the default run is derandomized, repeatable).
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 60)), deadline=2000,
@@ -267,18 +268,6 @@ json.dump(codes, sys.stdout)
 """
 
 
-def dvc_stages() -> dict[str, dict]:
-    """dvc.yaml's stages, ``foreach`` expanded to ``name@item``."""
-    stages = {}
-    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
-        if "foreach" not in stage:
-            stages[name] = stage
-            continue
-        for item in stage["foreach"]:
-            stages[f"{name}@{item}"] = yaml.safe_load(yaml.safe_dump(stage["do"]).replace("${item}", str(item)))
-    return stages
-
-
 def own_params(stage: dict) -> str | None:
     """The dotted params entry a stage owns: its first one that is not the shared ``train``."""
     return next((p for p in stage.get("params", []) if isinstance(p, str) and p.split(".")[0] != "train"), None)
@@ -312,7 +301,7 @@ def broken_params(dotted: str, case: str) -> tuple[dict, str] | None:
 
 
 CASES = ("unknown key", "wrong type", "out of range")
-STAGES = dvc_stages()
+STAGES = expanded_stages(ROOT)
 
 
 def params_cases() -> list:
