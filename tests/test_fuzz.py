@@ -7,7 +7,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
-import json
 import lzma
 import os
 import re
@@ -16,6 +15,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
 from operator import getitem
 from pathlib import Path
@@ -229,45 +229,6 @@ PARAMS_FILE = "params.test.yaml"
 UNKNOWN_KEY = "no_such_key"
 WRONG_TYPE = {"a mapping": "where a value belongs"}
 
-# Imports every stage module once (torch included), then forks one process per case:
-# in it, ``run(main, argv)`` does exactly what ``python -m stages.<stage>`` does.
-FORKING_RUNNER = r"""
-import importlib, json, os, signal, sys
-from nnlab.cli import run
-cases = json.load(sys.stdin)
-modules = {case["module"]: importlib.import_module(case["module"]) for case in cases}
-
-def child(case):
-    signal.alarm(60)
-    os.chdir(case["cwd"])
-    for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
-        os.dup2(os.open(os.path.join(case["log_dir"], name), os.O_WRONLY | os.O_CREAT), fd)
-    try:
-        run(modules[case["module"]].main, case["argv"])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:
-        import traceback
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-codes = []
-for start in range(0, len(cases), 8):  # a few at a time
-    pids = []
-    for case in cases[start:start + 8]:
-        pid = os.fork()
-        if pid == 0:
-            child(case)
-        pids.append(pid)
-    codes += [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
-json.dump(codes, sys.stdout)
-"""
-
-
 def own_params(stage: dict) -> str | None:
     """The dotted params entry a stage owns: its first one that is not the shared ``train``."""
     return next((p for p in stage.get("params", []) if isinstance(p, str) and p.split(".")[0] != "train"), None)
@@ -318,9 +279,10 @@ def params_cases() -> list:
 
 @pytest.fixture(scope="module")
 def params_runs(tmp_path_factory) -> dict[tuple[str, str], dict]:
-    """Every stage on every broken params file, each in an empty folder of its own."""
+    """Every stage on every broken params file, each in an empty folder of its own; a few at a time,
+    as forks of the stage server (tests/stage_server.py)."""
     root = tmp_path_factory.mktemp("params")
-    runs, jobs = {}, []
+    runs, calls = {}, []
     for index, (name, stage) in enumerate(STAGES.items()):
         dotted = own_params(stage)
         if dotted is None:
@@ -330,20 +292,14 @@ def params_runs(tmp_path_factory) -> dict[tuple[str, str], dict]:
             broken = broken_params(dotted, case)
             if broken is None:
                 continue
-            log_dir = root / f"{index}-{case.replace(' ', '_')}"
-            work = log_dir / "work"
-            work.mkdir(parents=True)
-            (work / PARAMS_FILE).write_text(yaml.safe_dump(broken[0]))
-            runs[name, case] = {"key": broken[1], "log_dir": log_dir, "work": work}
-            jobs.append({"module": module, "argv": [*argv, "--params", PARAMS_FILE],
-                         "cwd": str(work), "log_dir": str(log_dir)})
-    result = subprocess.run([sys.executable, "-c", FORKING_RUNNER], input=json.dumps(jobs), cwd=root,
-                            env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr
-    for run, code in zip(runs.values(), json.loads(result.stdout)):
-        run["code"] = code
-        run["stderr"] = (run["log_dir"] / "stderr.txt").read_text()
+            work = root / f"{index}-{case.replace(' ', '_')}"
+            work.mkdir()
+            runs[name, case] = {"key": broken[1], "work": work}
+            calls.append((module.removeprefix("stages."), broken[0], work, argv))
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda call: run_stage(call[0], call[1], call[2], args=call[3]), calls))
+    for run, result in zip(runs.values(), results):
+        run["code"], run["stderr"] = result.returncode, result.stderr
     return runs
 
 
@@ -360,8 +316,13 @@ def test_stage_rejects_bad_params_in_one_line(params_runs, stage, case):
 
 
 def test_forked_runs_match_python_dash_m(tmp_path):
-    """The forking runner above is ``python -m stages.<stage>``: the real command, one case."""
+    """The stage server's fork refuses as ``python -m stages.<stage>`` in a process of its own does."""
     params, key = broken_params("generate", "wrong type")
-    result = run_stage("generate", params, tmp_path)
+    (tmp_path / PARAMS_FILE).write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, "-m", "stages.generate", "--params", str(tmp_path / PARAMS_FILE)],
+                            cwd=tmp_path, env={**venv_env(stage_server=False), "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and result.stderr.startswith("error: ") and key in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["params.test.yaml"]
+    forked = run_stage("generate", params, tmp_path)
+    assert (forked.returncode, forked.stderr) == (result.returncode, result.stderr)
