@@ -135,7 +135,15 @@ def interrupted_repro(repo: Path, stage: str, signum: int, timeout: float = 120)
             pid = stage_process(process.pid, stage)
             assert pid is not None, "the stage's python process is gone"
             os.kill(pid, signal.SIGKILL)
-        process.wait(timeout=60)
+        # Drain the terminal while waiting: a full pty buffer would block the exiting processes' writes.
+        exit_deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < exit_deadline:
+            if select.select([main_fd], [], [], 0.2)[0]:
+                try:
+                    shown += os.read(main_fd, 65536)
+                except OSError:  # the terminal closed
+                    break
+        process.wait(timeout=max(0.0, exit_deadline - time.monotonic()))
         while select.select([main_fd], [], [], 0.2)[0]:
             try:
                 chunk = os.read(main_fd, 65536)
