@@ -1,8 +1,9 @@
 """Epoch checkpoints, so that an interrupted torch training resumes where it stopped.
 
 A training loop given a checkpoint path (stages ``mri_model@<name>`` and
-``imdb_train``; dvc.yaml declares the file an output with ``persist: true``, so
-DVC leaves it in place when it reruns the stage) works like this:
+``imdb_train``; dvc.yaml declares the file, or its folder, an output with
+``persist: true``, so DVC leaves it in place when it reruns the stage) works
+like this:
 
 - :meth:`Checkpoint.resume` loads the file if it was written by a run with the
   same :func:`run_description`: what shaped the numbers (the training options,

@@ -8,10 +8,17 @@ and test loss and accuracy, and the validation split's loss, accuracy and
 macro-F1, the figures a model is chosen on). Stage `mri_evaluate@<name>`
 scores the model.
 
-checkpoints/mri_<name>.pt holds the run after its last completed epoch: a run
-killed or interrupted resumes from it when rerun with the same params and data
-(nnlab/checkpoint.py). dvc.yaml declares it `persist: true`, so DVC keeps it
-for the rerun.
+The validation run trains on the train split and scores the validation split
+after every epoch. With `refit: true` a final run trains the same recipe from
+the same seed on train and validation together, as the report trained on the
+whole Kaggle training split, and its model is the one saved; history.csv then
+has the final run's train and test columns beside the validation run's
+validation columns (nnlab.models.mri_nets.fit_and_refit).
+
+checkpoints/mri_<name>/ holds each run after its last completed epoch
+(validation_run.pt, final_run.pt): a run killed or interrupted resumes from it
+when rerun with the same params and data (nnlab/checkpoint.py). dvc.yaml
+declares the folder `persist: true`, so DVC keeps it for the rerun.
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ def main(argv=None) -> None:
                    optimizer=cfg.str("optimizer", choices=OPTIMIZERS), weight_decay=cfg.float("weight_decay", min=0),
                    lr_schedule=cfg.str("lr_schedule", choices=LR_SCHEDULES),
                    shift_pixels=cfg.int("shift_pixels", min=0), intensity_jitter=cfg.float("intensity_jitter", min=0))
+    refit = cfg.bool("refit")
     cfg.check_all_used()
     settings = train_settings(params)
     device = torch_device(settings.device)
@@ -55,18 +63,23 @@ def main(argv=None) -> None:
     cfg.batch_size("batch_size", len(train), allow_full=False)
 
     name = f"mri_{args.model}"
-    model, result = mri_nets.fit(args.model, train, splits["test"], validation=splits["validation"], seed=seed(params),
-                                 device=device, threads=settings.threads,
-                                 checkpoint=Checkpoint(f"checkpoints/{name}.pt"), **options)
+    checkpoints = tuple(Checkpoint(f"checkpoints/{name}/{run_name}.pt") for run_name in ("validation_run", "final_run"))
+    model, result = mri_nets.fit_and_refit(args.model, train, splits["validation"], splits["test"], refit=refit,
+                                           checkpoints=checkpoints, seed=seed(params), device=device,
+                                           threads=settings.threads, **options)
+    if not refit:   # an earlier refit's final run would otherwise stay in the folder DVC hashes
+        checkpoints[1].path.unlink(missing_ok=True)
     with StageOutputs() as out:
         mri_nets.save_model(out.directory(f"models/{name}"), model, args.model,
                             input_shape=tuple(train.features.shape[1:]), class_names=info["class_names"],
-                            source=info["source"], options=options, result=result)
+                            source=info["source"], options={**options, "refit": refit}, result=result)
         out.csv(f"plots/{name}/history.csv", pd.DataFrame(result.history, columns=HISTORY_COLUMNS))
+    final = result.history[-1] if result.history else {}
+    trained_on = "train + validation" if refit else "train"
     state = f"diverged at epoch {result.diverged_at}" if result.diverged else \
-        (f"validation accuracy {result.history[-1]['validation_accuracy']:.4f}, "
-         f"macro-F1 {result.history[-1]['validation_macro_f1']:.4f}, "
-         f"test accuracy {result.history[-1]['test_accuracy']:.4f} after {result.trained} epochs")
+        (f"validation accuracy {final['validation_accuracy']:.4f}, macro-F1 {final['validation_macro_f1']:.4f} "
+         f"(trained on train), test accuracy {final['test_accuracy']:.4f} (trained on {trained_on}) "
+         f"after {result.trained} epochs")
     print(f"{name}: {state} ({info['description']}) on {device}")
 
 

@@ -319,6 +319,44 @@ def test_recipe_with_validation_learns_and_is_deterministic():
     assert 0 < last["validation_macro_f1"] <= 1
 
 
+def test_refit_trains_the_saved_model_on_train_and_validation_together():
+    train, test = tiny_datasets(4, 4)
+    validation = ArrayDataset(test.features[:12], test.labels[:12])
+    recipe = dict(epochs=3, batch_size=10, lr=0.05, seed=1, device=torch.device("cpu"))
+    validation_model, validation_run = mri_nets.fit("simple_nn2", train, test, validation=validation, **recipe)
+    everything = ArrayDataset(np.concatenate([train.features, validation.features]),
+                              np.concatenate([train.labels, validation.labels]))
+    final_model, final_run = mri_nets.fit("simple_nn2", everything, test, **recipe)
+
+    model, result = mri_nets.fit_and_refit("simple_nn2", train, validation, test, refit=True,
+                                           checkpoints=(None, None), **recipe)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), final_model.state_dict().values()))
+    for row, final, chosen_on in zip(result.history, final_run.history, validation_run.history, strict=True):
+        assert row == {**final, "validation_loss": chosen_on["validation_loss"],
+                       "validation_accuracy": chosen_on["validation_accuracy"],
+                       "validation_macro_f1": chosen_on["validation_macro_f1"]}
+    model, result = mri_nets.fit_and_refit("simple_nn2", train, validation, test, refit=False,
+                                           checkpoints=(None, None), **recipe)
+    assert result.history == validation_run.history
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), validation_model.state_dict().values()))
+
+
+def test_real_training_slices_are_numbered_level_by_level(shared_data):
+    # docs/studies/001.md: the Kaggle files run through the axial levels, every brain of a class at
+    # each level in turn (100 NonDemented brains), so the same brain returns every 100 numbers.
+    folder = shared_data / "alzheimer" / "Alzheimer_s Dataset" / "train" / "NonDemented"
+    images = np.stack([np.asarray(Image.open(folder / f"nonDem{number}.jpg"), dtype=np.float32)[::4, ::4].ravel()
+                       for number in range(300)])
+    images = (images - images.mean(axis=1, keepdims=True)) / images.std(axis=1, keepdims=True)
+
+    def mean_correlation(lag: int) -> float:
+        return float(np.mean(np.sum(images[:-lag] * images[lag:], axis=1) / images.shape[1]))
+
+    same_level_other_brain, next_level_same_brain = mean_correlation(1), mean_correlation(100)
+    assert next_level_same_brain > 0.97 and same_level_other_brain < 0.92, (next_level_same_brain,
+                                                                            same_level_other_brain)
+
+
 def test_huge_learning_rate_diverges_cleanly():
     train, test = tiny_datasets()
     metrics, predicted = scored_fit("cnn3", train, test, epochs=3, batch_size=5, lr=1e4, max_loss=100.0)

@@ -19,21 +19,24 @@ from conftest import ROOT, deep_merge, run_stage, tiny_params, venv_env
 
 EPOCHS = 3
 MRI_MODEL = "simple_nn2"
+MRI_CHECKPOINTS = f"checkpoints/mri_{MRI_MODEL}"
 MRI_OUTPUTS = [f"models/mri_{MRI_MODEL}/weights.pt", f"models/mri_{MRI_MODEL}/spec.json",
-               f"plots/mri_{MRI_MODEL}/history.csv", f"checkpoints/mri_{MRI_MODEL}.pt"]
+               f"plots/mri_{MRI_MODEL}/history.csv", f"{MRI_CHECKPOINTS}/validation_run.pt",
+               f"{MRI_CHECKPOINTS}/final_run.pt"]
 MRI_METRICS = [f"metrics/mri_{MRI_MODEL}.json", f"plots/mri_{MRI_MODEL}/confusion.json"]
 IMDB_OUTPUTS = ["models/imdb_train/weights.pt", "models/imdb_train/spec.json", "plots/imdb_train/history.csv",
                 "plots/imdb_train/running_loss.csv", "checkpoints/imdb_train.pt"]
-# Runs a stage module as `python -m` would, but SIGKILLs it at the first optimizer step after the
-# checkpoint of epoch 1 is written: in the middle of epoch 2.
+# `python -c KILL_IN_EPOCH_2 <checkpoint file name> <module> <args>` runs the module as `python -m` would,
+# but SIGKILLs it at the first optimizer step after that checkpoint's epoch 1 is written: in epoch 2.
 KILL_IN_EPOCH_2 = """
 import os, runpy, signal, sys
 import torch
 from nnlab.checkpoint import Checkpoint
 save = Checkpoint.save
+kill_in = sys.argv.pop(1)
 def save_then_die_in_the_next_epoch(self, *args, **progress):
     save(self, *args, **progress)
-    if progress["epoch"] == 1:
+    if progress["epoch"] == 1 and self.path.name == kill_in:
         torch.optim.SGD.step = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
 Checkpoint.save = save_then_die_in_the_next_epoch
 runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
@@ -71,9 +74,9 @@ def workspace(data: dict[str, Path], dataset: str, path: Path) -> Path:
     return path
 
 
-def run_killed(stage_args: list[str], values: dict, cwd: Path) -> subprocess.CompletedProcess:
+def run_killed(checkpoint: str, stage_args: list[str], values: dict, cwd: Path) -> subprocess.CompletedProcess:
     (cwd / "params.test.yaml").write_text(yaml.safe_dump(values))
-    return subprocess.run([sys.executable, "-c", KILL_IN_EPOCH_2, *stage_args, "--params", "params.test.yaml"],
+    return subprocess.run([sys.executable, "-c", KILL_IN_EPOCH_2, checkpoint, *stage_args, "--params", "params.test.yaml"],
                           cwd=cwd, env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                           timeout=300)
 
@@ -83,14 +86,14 @@ def assert_same_bytes(ours: Path, theirs: Path, files: list[str]) -> None:
     assert not differing, f"differ from the uninterrupted run: {differing}"
 
 
-def test_killed_mri_training_resumes_to_the_same_model_history_and_metrics(data, tmp_path):
+def test_mri_training_killed_in_its_final_run_resumes_to_the_same_model_history_and_metrics(data, tmp_path):
     whole = workspace(data, "mri", tmp_path / "whole")
     killed = workspace(data, "mri", tmp_path / "killed")
     stage = ["stages.mri_train", "--model", MRI_MODEL]
     _, kill = in_parallel(lambda: succeeded(run_stage("mri_train", params(), whole, args=["--model", MRI_MODEL])),
-                          lambda: run_killed(stage, params(), killed))
+                          lambda: run_killed("final_run.pt", stage, params(), killed))
     assert kill.returncode == -9, kill.stdout + kill.stderr
-    assert (killed / f"checkpoints/mri_{MRI_MODEL}.pt").is_file()
+    assert (killed / f"{MRI_CHECKPOINTS}/final_run.pt").is_file()
     assert not (killed / "models" / f"mri_{MRI_MODEL}").exists()   # outputs appear only at the end
 
     def evaluate(cwd: Path) -> subprocess.CompletedProcess:
@@ -98,7 +101,9 @@ def test_killed_mri_training_resumes_to_the_same_model_history_and_metrics(data,
 
     resumed, _ = in_parallel(lambda: succeeded(run_stage("mri_train", params(), killed, args=["--model", MRI_MODEL])),
                              lambda: evaluate(whole))
-    assert f"checkpoints/mri_{MRI_MODEL}.pt: resuming after epoch 1" in resumed.stdout
+    # The validation run had ended: it skips to its end; the final run goes on from epoch 2.
+    assert f"{MRI_CHECKPOINTS}/validation_run.pt: resuming after epoch {EPOCHS}" in resumed.stdout
+    assert f"{MRI_CHECKPOINTS}/final_run.pt: resuming after epoch 1" in resumed.stdout
     assert f"epoch 1/{EPOCHS}" not in resumed.stdout and f"epoch 2/{EPOCHS}" in resumed.stdout
     assert_same_bytes(killed, whole, MRI_OUTPUTS)
     evaluate(killed)
@@ -109,7 +114,7 @@ def test_killed_imdb_training_resumes_to_the_same_model_and_history(data, tmp_pa
     whole = workspace(data, "imdb", tmp_path / "whole")
     killed = workspace(data, "imdb", tmp_path / "killed")
     _, kill = in_parallel(lambda: succeeded(run_stage("imdb_train", params(), whole)),
-                          lambda: run_killed(["stages.imdb_train"], params(), killed))
+                          lambda: run_killed("imdb_train.pt", ["stages.imdb_train"], params(), killed))
     assert kill.returncode == -9, kill.stdout + kill.stderr
 
     resumed = succeeded(run_stage("imdb_train", params(), killed))

@@ -19,8 +19,9 @@ Its policy on bad input is never to drop anything silently:
   in :attr:`Slices.empty_folders`, for the stage to warn and record.
 
 Files are read in the order of the numbers in their names (``mildDem2.jpg``
-before ``mildDem10.jpg``): Kaggle numbered the slices of one brain
-consecutively, and :func:`split_validation` relies on that order.
+before ``mildDem10.jpg``): Kaggle numbered each class level by level, every
+brain of the class at one axial level, then every brain at the next
+(docs/studies/001.md), and :func:`split_validation` relies on that order.
 
 The synthetic stand-in is :mod:`nnlab.datasets.mri_phantom`.
 """
@@ -147,12 +148,13 @@ def load_folder(root: str | Path, split: str, *, height: int = KAGGLE_HEIGHT, wi
 def split_validation(slices: Slices, fraction: float) -> tuple[Slices, Slices]:
     """``(train, validation)``: the last ``fraction`` of each class's slices, in file order, held out.
 
-    One contiguous block per class, not a random draw: neighbouring slices of
-    one brain look alike and are numbered consecutively, so a random split
-    would put near-copies of validation slices into training and flatter the
-    validation score. A block cuts through at most one brain per class. Each
-    class keeps at least one training slice; a class of one slice, or too
-    small for ``fraction`` to round up to a slice, is not held out at all.
+    One contiguous block per class, not a random draw: the files run level by
+    level, so the last block is the top axial levels of every brain, held out
+    as Kaggle's own test split holds the levels above them. A random draw would
+    put the next level of a validation slice's own brain, a near-copy, into
+    training and flatter the validation score. Each class keeps at least one
+    training slice; a class of one slice, or too small for ``fraction`` to
+    round up to a slice, is not held out at all.
     """
     held_out = np.zeros(len(slices.labels), dtype=bool)
     for label in range(len(CLASS_NAMES)):

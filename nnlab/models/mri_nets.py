@@ -35,6 +35,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -148,6 +149,39 @@ def fit(name: str, train, test, *, seed: int, device: torch.device, n_classes: i
     result = train_classifier(model, train, test, device=device, seed=seed, n_classes=n_classes,
                               desc=train_options.pop("desc", name), **train_options)
     return model, result
+
+
+def fit_and_refit(name: str, train, validation, test, *, refit: bool, checkpoints: tuple, seed: int,
+                  device: torch.device, **train_options) -> tuple[nn.Module, TrainResult]:
+    """Train ``name`` on ``train``, scoring ``validation`` after every epoch (the validation run); with
+    ``refit``, train it once more from the same seed and recipe on ``train`` and ``validation``
+    together (the final run) and return that model.
+
+    The Kaggle test split holds the top axial levels of the training brains (docs/studies/001.md),
+    and the validation block the top levels of the training split, so a model fitted without the
+    validation block never sees the levels next to the test slices. The final run's history keeps
+    its own train and test columns and takes the validation columns from the validation run's
+    epoch of the same number: what the recipe scored on held-out levels. ``checkpoints`` is one
+    :class:`nnlab.checkpoint.Checkpoint` per run (or ``(None, None)``). A validation run that
+    diverged is returned as it is: the same recipe on more slices is no steadier.
+    """
+    validation_checkpoint, final_checkpoint = checkpoints
+    desc = train_options.pop("desc", name)
+    model, result = fit(name, train, test, validation=validation, seed=seed, device=device,
+                        checkpoint=validation_checkpoint, desc=f"{desc} (validation run)" if refit else desc,
+                        **train_options)
+    if not refit or result.diverged:
+        return model, result
+    from nnlab.torch_train import ArrayDataset
+
+    everything = ArrayDataset(np.concatenate([train.features, validation.features]),
+                              np.concatenate([train.labels, validation.labels]))
+    validation_scores = {row["epoch"]: {key: value for key, value in row.items() if key.startswith("validation_")}
+                         for row in result.history}
+    model, final = fit(name, everything, test, seed=seed, device=device, checkpoint=final_checkpoint,
+                       desc=f"{desc} (final run, train + validation)", **train_options)
+    final.history = [{**row, **validation_scores[row["epoch"]]} for row in final.history]
+    return model, final
 
 
 def save_model(directory: Path, model: nn.Module, name: str, *, input_shape: tuple[int, int, int],
