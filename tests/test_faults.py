@@ -135,23 +135,23 @@ def interrupted_repro(repo: Path, stage: str, signum: int, timeout: float = 120)
             pid = stage_process(process.pid, stage)
             assert pid is not None, "the stage's python process is gone"
             os.kill(pid, signal.SIGKILL)
-        # Drain the terminal while waiting: a full pty buffer would block the exiting processes' writes.
+        # Read the terminal until the processes have exited and said everything: a full pty buffer
+        # would block their writes on the way out.
         exit_deadline = time.monotonic() + 60
-        while process.poll() is None and time.monotonic() < exit_deadline:
-            if select.select([main_fd], [], [], 0.2)[0]:
-                try:
-                    shown += os.read(main_fd, 65536)
-                except OSError:  # the terminal closed
+        while time.monotonic() < exit_deadline:
+            exited = process.poll() is not None
+            if not select.select([main_fd], [], [], 0.2)[0]:
+                if exited:
                     break
-        process.wait(timeout=max(0.0, exit_deadline - time.monotonic()))
-        while select.select([main_fd], [], [], 0.2)[0]:
+                continue
             try:
                 chunk = os.read(main_fd, 65536)
             except OSError:  # the terminal closed
-                break
-            if not chunk:
+                chunk = b""
+            if not chunk and exited:
                 break
             shown += chunk
+        process.wait(timeout=max(0.0, exit_deadline - time.monotonic()))
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
