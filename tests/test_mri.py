@@ -319,6 +319,10 @@ def test_recipe_with_validation_learns_and_is_deterministic():
     assert 0 < last["validation_macro_f1"] <= 1
 
 
+def same_weights(model: torch.nn.Module, other: torch.nn.Module) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+
+
 def test_refit_trains_the_saved_model_on_train_and_validation_together():
     train, test = tiny_datasets(4, 4)
     validation = ArrayDataset(test.features[:12], test.labels[:12])
@@ -330,7 +334,7 @@ def test_refit_trains_the_saved_model_on_train_and_validation_together():
 
     model, result = mri_nets.fit_and_refit("simple_nn2", train, validation, test, refit=True,
                                            checkpoints=(None, None), **recipe)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), final_model.state_dict().values()))
+    assert same_weights(model, final_model)
     for row, final, chosen_on in zip(result.history, final_run.history, validation_run.history, strict=True):
         assert row == {**final, "validation_loss": chosen_on["validation_loss"],
                        "validation_accuracy": chosen_on["validation_accuracy"],
@@ -338,7 +342,7 @@ def test_refit_trains_the_saved_model_on_train_and_validation_together():
     model, result = mri_nets.fit_and_refit("simple_nn2", train, validation, test, refit=False,
                                            checkpoints=(None, None), **recipe)
     assert result.history == validation_run.history
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), validation_model.state_dict().values()))
+    assert same_weights(model, validation_model)
 
 
 def test_real_training_slices_are_numbered_level_by_level(shared_data):
