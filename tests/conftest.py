@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+# Before any test module imports numpy or torch: the session, its workers and its stage server
+# compute with the kernels every stage process pins (nnlab/kernels.py; NNLAB_NATIVE_KERNELS=1 opts out).
+import nnlab  # noqa: F401, E402  (pytest.ini puts the repository on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 

@@ -15,9 +15,13 @@ points, ``-m nnlab.predict``) it connects to the server, forwards
 SIGINT, SIGTERM and SIGHUP to the child and exits as the child did; the child is killed when
 the shim dies (SIGKILL included). Anything else it hands to the real interpreter.
 
+The server imports the libraries in the environment of the session that starts it, which
+tests/conftest.py has pinned to the stages' float kernels by importing nnlab (or left as it is,
+with NNLAB_NATIVE_KERNELS=1), so a fork computes with the kernels a plain stage process would.
 What a fork cannot give, tests keep in real processes: a signal to a stage's own process
-group (tests/test_faults.py) and environment variables read at import time, such as torch's
-kernel choice (tests/test_other_kernels.py runs a session, and a server, of its own).
+group (tests/test_faults.py) and environment variables read at import time, such as a kernel
+choice of the caller's own (tests/test_kernels.py; tests/test_other_kernels.py runs a session,
+and a server, of its own).
 """
 from __future__ import annotations
 

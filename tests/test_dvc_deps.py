@@ -89,6 +89,15 @@ def stage_script(spec: dict) -> str | None:
     return module_file(match.group(1)) if match else None
 
 
+def run_by_python_m(script: str) -> frozenset[str]:
+    """What `python -m` runs for a script: its packages' `__init__.py` files (stages/__init__.py pins
+    the float kernels), then the script, with everything they import."""
+    packages = Path(script).parent.parts
+    inits = [init for init in (f"{'/'.join(packages[:i])}/__init__.py" for i in range(1, len(packages) + 1))
+             if (ROOT / init).is_file() and runs_code(ast.parse((ROOT / init).read_text()))]
+    return frozenset().union(*map(import_closure, [*inits, script]))
+
+
 def uncovered(files: set[str], deps: list) -> list[str]:
     paths = [entry_path(d).rstrip("/") for d in deps]
     return sorted(f for f in files if not any(f == d or f.startswith(d + "/") for d in paths))
@@ -99,7 +108,7 @@ def undeclared_imports(dvc_yaml: dict) -> dict[str, list[str]]:
     missing = {}
     for name, spec in expanded_stages(dvc_yaml).items():
         script = stage_script(spec)
-        if script and (files := uncovered(import_closure(script), spec.get("deps", []))):
+        if script and (files := uncovered(run_by_python_m(script), spec.get("deps", []))):
             missing[name] = files
     return missing
 
@@ -125,7 +134,7 @@ def test_every_code_dependency_is_imported():
     model, say) for an edit that cannot change its outputs."""
     for name, spec in expanded_stages(load_dvc_yaml()).items():
         if script := stage_script(spec):
-            imported = import_closure(script)
+            imported = run_by_python_m(script)
             unused = [dep for dep in map(entry_path, spec.get("deps", []))
                       if dep.endswith(".py") and dep not in imported]
             assert not unused, f"{name} lists modules it does not import: {unused}"
@@ -134,7 +143,7 @@ def test_every_code_dependency_is_imported():
 def test_no_stage_imports_another_stage():
     for name, spec in expanded_stages(load_dvc_yaml()).items():
         if script := stage_script(spec):
-            others = sorted(f for f in import_closure(script)
+            others = sorted(f for f in run_by_python_m(script)
                             if f.startswith("stages/") and f not in (script, "stages/__init__.py"))
             assert not others, f"{name} imports other stages: {others} (move shared code into nnlab/)"
 
@@ -147,7 +156,7 @@ def test_the_check_fails_when_any_covering_dependency_is_removed():
         script = stage_script(spec)
         if not script:
             continue
-        imported = import_closure(script)
+        imported = run_by_python_m(script)
         deps = spec.get("deps", [])
         for index in range(len(deps)):
             rest = deps[:index] + deps[index + 1:]

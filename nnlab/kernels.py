@@ -1,0 +1,92 @@
+"""The same float kernels, hence the same output bytes, on any x86-64 CPU with AVX2.
+
+numpy's and scipy's OpenBLAS, numpy's own SIMD loops and torch's ATen, oneDNN and MKL each
+pick the fastest kernels of the CPU they load on. On a CPU with AVX-512 they sum floats in
+another order than on one with AVX2 only, so a seeded run ends with other last digits: other
+metrics and plot bytes than the committed ones. Each library caps its choice by an environment
+variable that it reads once, when it loads. :func:`pin` sets them all to the AVX2 choice, so it
+must run before numpy or torch is imported: ``nnlab/__init__.py`` calls it and
+``stages/__init__.py`` imports nnlab before anything else, so every ``python -m stages.…`` and
+``python -m nnlab.…`` process computes with these kernels. A process that imported numpy or
+torch before nnlab keeps the kernels they picked.
+
+A user's own settings of these variables are overridden: the point is the same bytes. One
+switch opts out: with ``NNLAB_NATIVE_KERNELS=1`` the environment is left as it is, so the
+libraries pick the machine's fastest kernels (or the user's variables), and the outputs then
+differ from the committed ones in their last digits (docs/speed.md says how much). A CPU without
+AVX2 (ARM, an old x86-64) cannot run the AVX2 kernels: nothing is pinned there, with the same
+consequence.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import MutableMapping
+
+#: The opt-out switch: ``1`` keeps the machine's (or the user's) own kernels.
+OPT_OUT = "NNLAB_NATIVE_KERNELS"
+
+PINNED = {
+    "OPENBLAS_CORETYPE": "Haswell",        # numpy's and scipy's OpenBLAS: its AVX2 kernels
+    "NPY_ENABLE_CPU_FEATURES": "X86_V3",   # numpy's own loops (exp, tanh, log, ...): AVX2, not AVX-512
+    "ATEN_CPU_CAPABILITY": "avx2",         # torch's vectorised CPU operators
+    "ONEDNN_MAX_CPU_ISA": "AVX2",          # torch's convolutions, pooling and batch norm
+    "MKL_CBWR": "AVX2",                    # torch's matrix products: MKL's reproducible AVX2 branch
+}
+
+#: Settings that contradict the pinned ones, removed with them: numpy refuses to start with both
+#: its enable and disable lists, and MKL's instruction cap is its other way to choose a branch.
+CONTRADICTING = ("NPY_DISABLE_CPU_FEATURES", "MKL_ENABLE_INSTRUCTIONS")
+
+#: x86-64-v3 (AVX2, FMA, BMI1/2, LZCNT, F16C, MOVBE) as /proc/cpuinfo names it: what every pinned
+#: kernel may use, and what numpy's X86_V3 demands (it refuses to start on a CPU without).
+AVX2_FLAGS = frozenset({"avx", "avx2", "fma", "bmi1", "bmi2", "abm", "f16c", "movbe"})
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The first processor's feature flags (empty where /proc/cpuinfo is absent: not Linux)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def choice(environ: MutableMapping[str, str], flags: frozenset[str] | None = None) -> str:
+    """Why the kernels are what they are: ``pinned``, ``opted out`` or ``no AVX2``."""
+    if environ.get(OPT_OUT, "") not in ("", "0"):
+        return "opted out"
+    if platform.machine().lower() not in ("x86_64", "amd64") or not AVX2_FLAGS <= (
+            cpu_flags() if flags is None else flags):
+        return "no AVX2"
+    return "pinned"
+
+
+def pin(environ: MutableMapping[str, str] = os.environ, flags: frozenset[str] | None = None) -> str:
+    """Set the pinned kernels in ``environ`` unless opted out or impossible; returns :func:`choice`."""
+    why = choice(environ, flags)
+    if why == "pinned":
+        for name in CONTRADICTING:
+            environ.pop(name, None)
+        environ.update(PINNED)
+    return why
+
+
+def in_effect() -> dict[str, str]:
+    """The kernels this process computes with, as numpy, OpenBLAS and torch report them (oneDNN and
+    MKL report theirs only in verbose logs)."""
+    import scipy.linalg  # noqa: F401  (scipy's own OpenBLAS, which the pin reaches too)
+    import torch
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__   # what np.show_runtime reads
+    from threadpoolctl import threadpool_info
+
+    blas = sorted({f"{info['prefix']}: {info.get('architecture')}" for info in threadpool_info()
+                   if info["internal_api"] == "openblas"})
+    return {"openblas": ", ".join(blas),
+            "numpy_loops": " ".join(name for name in __cpu_dispatch__ if __cpu_features__[name]) or "baseline",
+            "aten": torch.backends.cpu.get_cpu_capability()}
+
