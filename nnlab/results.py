@@ -18,7 +18,7 @@ Its full evaluation, ``plots/<model>/evaluation.json``::
 
 A diverged run keeps every key, with ``null`` scores. A study writes one row
 per run to ``plots/<study>/table.csv`` and only :func:`study_summary` to its
-metrics file.
+metrics file (``source``, ``best.run``, ``best.test_accuracy``, ``diverged_runs``).
 """
 from __future__ import annotations
 
@@ -185,14 +185,16 @@ def check_model_metrics(record: dict) -> None:
         raise ValueError("; ".join(problems))
 
 
-def study_summary(table: Sequence[dict], run_column: str, *, accuracy_column: str = "test_accuracy") -> dict:
-    """A study's metrics: its best run by ``accuracy_column`` and how many runs diverged.
+def study_summary(table: Sequence[dict], run_column: str, *, source: str,
+                  accuracy_column: str = "test_accuracy") -> dict:
+    """A study's metrics: the data ``source`` (as a model's metrics name it), its best run by
+    ``accuracy_column`` and how many runs diverged.
 
     ``table`` is the study's ``plots/<study>/table.csv`` rows; a diverged run's accuracy is NaN or None.
     """
     scored = [row for row in table if row[accuracy_column] is not None and math.isfinite(row[accuracy_column])]
     best = max(scored, key=lambda row: row[accuracy_column], default=None)
-    return {"best": {"run": None if best is None else str(best[run_column]),
+    return {"source": source, "best": {"run": None if best is None else str(best[run_column]),
                      "test_accuracy": None if best is None else best[accuracy_column]},
             "diverged_runs": sum(bool(row.get("diverged")) for row in table)}
 

@@ -72,7 +72,7 @@ def main(argv=None) -> None:
                for column in ("test_accuracy", "train_loss")}
 
     with StageOutputs() as out:
-        out.json(f"metrics/{NAME}.json", study_summary(table, "batch_size", accuracy_column="final_test_accuracy"))
+        out.json(f"metrics/{NAME}.json", study_summary(table, "batch_size", source="generated", accuracy_column="final_test_accuracy"))
         out.csv(f"plots/{NAME}/table.csv", table)
         for label, result in results.items():
             out.csv(f"plots/{NAME}/history_{label}.csv", result.history)

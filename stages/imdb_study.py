@@ -116,7 +116,7 @@ def main(argv=None) -> None:
         title="IMDB classifier variants: train loss", xlabel="epoch", ylabel="BCE loss")
 
     with StageOutputs() as out:
-        out.json(METRICS, study_summary(table, "variant"))
+        out.json(METRICS, study_summary(table, "variant", source=source))
         out.csv(f"{PLOTS}/table.csv", table)
         for column in HISTORY_COLUMNS:
             out.csv(f"{PLOTS}/history_{column}.csv", wide_history(histories, "epoch", column))

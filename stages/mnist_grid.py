@@ -1,6 +1,6 @@
 """Stage `mnist_grid`: the hand-written linear classifier over lr x batch size (report 003, task 3).
 
-Reads data/mnist/normalized.npz and params `mnist_grid` (+ `train.seed`);
+Reads data/mnist/normalized.npz and params `mnist_grid` (+ `train.seed`, `data.mnist.source`);
 writes plots/mnist_grid/table.csv (one row per run: final and best accuracies,
 seconds, diverged), plots/mnist_grid/best_lr.csv, plots/mnist_grid/history.csv,
 plots/mnist_grid/curves.png, plots/mnist_grid/heatmap.png and
@@ -33,6 +33,7 @@ def main(argv=None) -> None:
     cfg.batch_sizes("batch_sizes", sys.maxsize)  # type and >= 1 now, before reading data; the bound below
     iterations, eval_every = cfg.int("iterations", min=1), cfg.int("eval_every", min=1)
     cfg.check_all_used()
+    source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
     data = mnist.load_normalized(INPUT)
     batch_sizes = cfg.batch_sizes("batch_sizes", len(data.labels_train))
     runs = linear.lr_batch_grid(data, lrs=lrs, batch_sizes=batch_sizes, iterations=iterations,
@@ -48,7 +49,7 @@ def main(argv=None) -> None:
     curves = plotting.step_curves({f"batch {batch}": {f"lr {run.settings['lr']:g}": run.result.history
                                                       for run in runs if run.settings["batch_size"] == batch}
                                    for batch in batch_sizes})
-    metrics = study_summary(table, "run", accuracy_column="final_test_accuracy")
+    metrics = study_summary(table, "run", source=source, accuracy_column="final_test_accuracy")
     with StageOutputs() as out:
         out.csv(f"plots/{NAME}/table.csv", table)
         out.csv(f"plots/{NAME}/best_lr.csv", best)

@@ -1,6 +1,6 @@
 """Stage `mnist_train_size`: the hand-written linear classifier on N' training digits (report 003, task 5).
 
-Reads data/mnist/normalized.npz and params `mnist_train_size` (+ `train.seed`);
+Reads data/mnist/normalized.npz and params `mnist_train_size` (+ `train.seed`, `data.mnist.source`);
 writes plots/mnist_train_size/table.csv (requested and used N', whether it was
 clamped to the training set, final and best accuracies, seconds),
 plots/mnist_train_size/history.csv, plots/mnist_train_size/curves.png and
@@ -28,13 +28,14 @@ def main(argv=None) -> None:
     sizes = cfg.int_list("sizes", min=1)
     settings = sgd_settings(params, cfg)
     cfg.check_all_used()
+    source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
     data = mnist.load_normalized(INPUT)
     cfg.batch_size("batch_size", min(*sizes, len(data.labels_train)), allow_full=False)  # the smallest run's
     runs = linear.train_size_study(data, sizes=sizes, seed=seed(params), **settings)
     table = [run.table_row() for run in runs]
     fig = plotting.step_curves({f"lr {settings['lr']:g}, batch {settings['batch_size']}": {
         f"N'={run.settings['used_size']}": run.result.history for run in runs}})
-    metrics = study_summary(table, "requested_size", accuracy_column="final_test_accuracy")
+    metrics = study_summary(table, "requested_size", source=source, accuracy_column="final_test_accuracy")
     with StageOutputs() as out:
         out.csv(f"plots/{NAME}/table.csv", table)
         out.csv(f"plots/{NAME}/history.csv", [row for run in runs for row in run.history_rows()])

@@ -85,7 +85,7 @@ def main(argv=None) -> None:
     history_frame = pd.DataFrame([{"run": label, **row} for label, rows in histories.items() for row in rows],
                                  columns=HISTORY_COLUMNS)
     with StageOutputs() as out:
-        out.json(f"metrics/{name}.json", study_summary(table, "run"))
+        out.json(f"metrics/{name}.json", study_summary(table, "run", source=info["source"]))
         out.csv(f"plots/{name}/table.csv", table)
         for column in ("train_accuracy", "test_accuracy"):
             out.csv(f"plots/{name}/history_{column}.csv", wide_history(histories, "epoch", column))

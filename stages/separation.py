@@ -57,7 +57,7 @@ def main(argv=None) -> None:
         })
     cfg.check_all_used()
     # The perceptron never diverges; whether it separated the clouds is what varies.
-    metrics = study_summary(rows, "case") | {"converged_runs": sum(row["converged"] for row in rows)}
+    metrics = study_summary(rows, "case", source="generated") | {"converged_runs": sum(row["converged"] for row in rows)}
     with StageOutputs() as out:
         out.csv(f"plots/{NAME}/table.csv", rows)
         out.figure(f"plots/{NAME}/accuracy.png", plotting.separation(rows))

@@ -58,7 +58,7 @@ def main(argv=None) -> None:
                                                for run in runs for row in run.history])
         out.figure(f"plots/{NAME}/heatmap.png", heatmap)
         out.figure(f"plots/{NAME}/curves.png", plotting.grid_curves(runs))
-        out.json(f"metrics/{NAME}.json", study_summary(table, "run"))
+        out.json(f"metrics/{NAME}.json", study_summary(table, "run", source="generated"))
     for row in table:
         outcome = (f"diverged at epoch {row['diverged_epoch']}" if row["diverged"] else
                    f"train {row['train_accuracy']:.3f}, test {row['test_accuracy']:.3f}")

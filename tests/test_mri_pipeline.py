@@ -45,7 +45,7 @@ def test_stages_end_to_end(baseline):
     assert not runs.loc["lr=0.01", "diverged"] and runs.loc["lr=0.01", "test_accuracy"] >= 0
     assert runs.loc["lr=10000", "diverged"] and pd.isna(runs.loc["lr=10000", "test_accuracy"])
     assert strict_json(repo / "metrics/mri_lr_study.json") == {
-        "best": {"run": runs["test_accuracy"].idxmax(), "test_accuracy": runs["test_accuracy"].max()},
+        "source": "synthetic", "best": {"run": runs["test_accuracy"].idxmax(), "test_accuracy": runs["test_accuracy"].max()},
         "diverged_runs": 1}
 
 

@@ -79,7 +79,7 @@ def test_tiny_run_writes_every_output(name, workdir, monkeypatch, capsys):
     else:
         table = pd.read_csv(workdir / "plots" / name / "table.csv")
         assert not table["diverged"].any() and table["final_test_accuracy"].between(0, 1).all()
-        assert metrics == {"best": {"run": metrics["best"]["run"], "test_accuracy": table["final_test_accuracy"].max()},
+        assert metrics == {"source": "generated", "best": {"run": metrics["best"]["run"], "test_accuracy": table["final_test_accuracy"].max()},
                            "diverged_runs": 0}
     plots = workdir / "plots" / name
     histories = sorted(plots.glob("history*.csv"))
