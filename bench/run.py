@@ -9,6 +9,11 @@ that they computed the same thing (the `check` figure) and prints both times
 and the speed-up. The machine's read bandwidth and matmul rate are measured in
 the same run, and the load average is printed: on a shared machine the times
 move with it.
+
+Both sides compute with the float kernels every stage pins (nnlab/kernels.py). The torch loops
+and the MNIST loop then run once more in a process that opts out, with the machine's own
+kernels, and the cost of the pin is printed beside them (not with NNLAB_NATIVE_KERNELS=1 set,
+nor on a CPU without AVX2, where nothing is pinned).
 """
 from __future__ import annotations
 
@@ -23,10 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import nnlab  # noqa: I001  first: pins the stages' float kernels before numpy and torch load (nnlab/kernels.py)
 import numpy as np
 import torch
 
 from bench import references
+from nnlab import kernels
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
@@ -451,6 +458,30 @@ LOOPS = {
     "mri_normalize": bench_mri_normalize, "cnn_epoch": bench_cnn_epoch,
 }
 
+#: The loops whose time the pinned kernels may cost (torch's, and the MNIST products), with our times in each.
+KERNEL_LOOPS = {"mnist": ("ours_eval1_s", "ours_eval10_s"), "circles_grid": ("ours_s",),
+                "imdb_epoch": ("ours_s", f"ours_{DEFAULT_TORCH_THREADS}_threads_s"),
+                "cnn_epoch": ("ours_s", f"ours_{DEFAULT_TORCH_THREADS}_threads_s")}
+
+
+def with_own_kernels(loops: list[str], mnist_iterations: int) -> dict:
+    """The figures of ``loops`` from a run of this benchmark that opts out of the pinned kernels."""
+    env = {name: value for name, value in os.environ.items() if name not in kernels.PINNED}
+    with tempfile.TemporaryDirectory(prefix="nnlab-bench-") as folder:
+        output = Path(folder) / "own_kernels.json"
+        subprocess.run([sys.executable, "-m", "bench.run", "--only", *loops, "--mnist-iterations",
+                        str(mnist_iterations), "--output", str(output)], cwd=ROOT, check=True,
+                       env={**env, kernels.OPT_OUT: "1"}, stdout=subprocess.DEVNULL)
+        return json.loads(output.read_text())
+
+
+def kernel_cost(pinned: dict, own: dict) -> dict:
+    """Each of our times in ``KERNEL_LOOPS`` with the pinned kernels and the machine's own, and their ratio."""
+    return {loop: {key: {"pinned_s": pinned["loops"][loop][key], "own_s": own["loops"][loop][key],
+                         "pinned_over_own": round(pinned["loops"][loop][key] / own["loops"][loop][key], 2)}
+                   for key in KERNEL_LOOPS[loop] if key in pinned["loops"][loop]}
+            for loop in pinned["loops"] if loop in KERNEL_LOOPS}
+
 
 def summary_line(name: str, figures: dict) -> str:
     if name == "mnist":
@@ -539,17 +570,29 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     warm_imports()
-    figures = {"machine": machine(), "loops": {}}
+    figures = {"machine": machine(), "kernels": {"choice": kernels.choice(os.environ), **kernels.in_effect()},
+               "loops": {}}
     m = figures["machine"]
     print(f"machine: {m['cores']} cores, load average {m['load_average']}, read {m['read_gb_per_s']} GB/s "
           f"({m['read_one_core_gb_per_s']} on one core), "
           f"matmul {m['matmul_f64_gflop_per_s']} GFLOP/s (f64), {m['matmul_f32_gflop_per_s']} (f32)", flush=True)
+    k = figures["kernels"]
+    print(f"kernels: {k['choice']} (OpenBLAS {k['openblas']}, numpy loops {k['numpy_loops']}, ATen {k['aten']})",
+          flush=True)
     for name in args.only or LOOPS:
         loop = LOOPS[name]
         result = loop(m, args.mnist_iterations) if name == "mnist" else loop(m)
         result["load_average"] = [round(x, 2) for x in os.getloadavg()]
         figures["loops"][name] = result
         print(summary_line(name, result), flush=True)
+    compared = [name for name in figures["loops"] if name in KERNEL_LOOPS]
+    if compared and figures["kernels"]["choice"] == "pinned":
+        figures["kernel_cost"] = kernel_cost(figures, with_own_kernels(compared, args.mnist_iterations))
+        print("the pinned kernels against the machine's own (a second run of these loops, with "
+              f"{kernels.OPT_OUT}=1):")
+        for loop, times in figures["kernel_cost"].items():
+            print(f"  {loop}: " + ", ".join(f"{key} {t['pinned_s']} s pinned, {t['own_s']} s own "
+                                            f"({t['pinned_over_own']}x)" for key, t in times.items()))
     if args.repro:
         figures["repro"] = repro()
         r = figures["repro"]

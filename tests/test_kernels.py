@@ -5,8 +5,8 @@ A numpy stage, a torch MLP and a CNN run in fresh interpreters (not forks of the
 which chose its kernels when it imported numpy and torch), one interpreter per kernel choice,
 the three stages in turn as ``python -m`` runs them. Opted out (NNLAB_NATIVE_KERNELS=1), the
 same choices give other weights: on this project's AMD EPYC (AVX2, no AVX-512), the kernels of
-an x86-64 CPU without AVX change the bytes of all three models (OpenBLAS and numpy's loops move
-mlp_moons, oneDNN and ATen the CNN, ATen and MKL tanh_mlp).
+an x86-64 CPU without AVX change the bytes of all three models (OpenBLAS's move mlp_moons, ATen's
+tanh_mlp, ATen's and oneDNN's the CNN).
 """
 from __future__ import annotations
 
