@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 from typing import MutableMapping
 
 #: The opt-out switch: ``1`` keeps the machine's (or the user's) own kernels.
@@ -44,15 +43,15 @@ CONTRADICTING = ("NPY_DISABLE_CPU_FEATURES", "MKL_ENABLE_INSTRUCTIONS")
 AVX2_FLAGS = frozenset({"avx", "avx2", "fma", "bmi1", "bmi2", "abm", "f16c", "movbe"})
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The first processor's feature flags (empty where /proc/cpuinfo is absent: not Linux)."""
+def cpu_flags() -> frozenset[str]:
+    """The first processor's feature flags (none where /proc/cpuinfo is absent: not Linux)."""
     try:
-        text = cpuinfo.read_text()
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
     except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
+        pass
     return frozenset()
 
 
