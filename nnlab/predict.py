@@ -85,6 +85,8 @@ def load(dataset: str, models: Path, name: str | None):
     name = name or DEFAULTS[dataset]
     loaders = kinds(dataset)
     try:
+        if not name.startswith(f"{dataset}_"):
+            raise DataError(f"--model {name}: models are named as their folders under {models}/ ({dataset}_<name>)")
         spec = artifacts.read_spec(models / name, tuple(loaders), stage_of(name))
     except DataError as exc:
         present = models_present(models, dataset)
@@ -152,7 +154,7 @@ def predict_mri(paths: Sequence[str], models: Path, model: str | None) -> list[P
             slices.append(mri.decode_slice(Path(path), scaling["height"], scaling["width"]))
         except mri.SliceSizeError as exc:
             data = f"{scaling['source']} {scaling['width']}x{scaling['height']} slices"
-            raise DataError(f"{path}: {exc}: models/{name} was trained on {data}; "
+            raise DataError(f"{path}: {exc}: {models / name} was trained on {data}; "
                             f"to classify Kaggle slices, train on the Kaggle folder first: {MRI_REAL_DATA}") from None
         except ValueError as exc:
             raise DataError(f"{path}: {exc}") from None
