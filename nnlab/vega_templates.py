@@ -9,7 +9,8 @@ These templates, which dvc.yaml names under ``plots:``, draw:
   history's ``run`` column, a y column, or a model's history file), dashed per
   revision, points on the lines so that a one-epoch run is seen, integer ticks
   on the epoch or step axis, and a labelled dashed rule where a run diverged (a
-  long history's row whose ``status`` is ``diverged``); ``lines_log`` on a log
+  long history's row whose ``status`` is ``diverged``), the legend saying where;
+  ``lines_log`` on a log
   scale, for losses that explode.
 - ``scatter_log_x``: points over a log x axis (learning rates spanning decades),
   coloured by series.
@@ -56,7 +57,13 @@ def lines(*, log_y: bool) -> dict:
     diverged = {"filter": f"datum.status === '{DIVERGED}'"}
     return {
         **_frame(), "width": 420, "height": 260,
-        "transform": [{"calculate": SERIES, "as": "series"}],
+        # The legend names where a run diverged: "batch=5 (diverged at epoch 2)".
+        "transform": [{"calculate": SERIES, "as": "run_name"},
+                      {"calculate": f"datum.status === '{DIVERGED}' ? datum['{X}'] : null", "as": "diverged_at"},
+                      {"joinaggregate": [{"op": "max", "field": "diverged_at", "as": "diverged_at"}],
+                       "groupby": ["run_name"]},
+                      {"calculate": f"datum.run_name + (isValid(datum.diverged_at) ? ' (diverged at {X} ' "
+                                    "+ datum.diverged_at + ')' : '')", "as": "series"}],
         "layer": [
             {"transform": [{"filter": HAS_VALUE}],
              "mark": {"type": "line", "point": True, "tooltip": {"content": "data"}},
@@ -65,10 +72,6 @@ def lines(*, log_y: bool) -> dict:
             {"transform": [diverged],
              "mark": {"type": "rule", "strokeDash": [6, 3], "strokeWidth": 2},
              "encoding": {"x": x, "color": colour}},
-            {"transform": [diverged, {"calculate": "datum.series + ' diverged'", "as": "label"}],
-             "mark": {"type": "text", "angle": 270, "align": "right", "baseline": "bottom", "dx": -4, "dy": -3,
-                      "fontStyle": "italic"},
-             "encoding": {"x": x, "y": {"value": 0}, "text": {"field": "label"}, "color": colour}},
         ],
     }
 
