@@ -34,7 +34,7 @@ def spans_decades(values) -> bool:
 def style_axes(ax, xlabel: str, values) -> None:
     """Whole-number ticks on an epoch or step axis, a log y axis where the values span decades, a grid."""
     if xlabel in COUNTS:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if spans_decades(values):
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
