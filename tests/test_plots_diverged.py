@@ -1,19 +1,25 @@
 """After an experiment in which runs diverge, `dvc plots show` still draws every declared plot:
 no error, and every run of a study a point or a marked gap (the README promises one), and a
-diverged model's confusion matrix a column of its own."""
+diverged model's confusion matrix a column of its own; in headless Chromium a study's chart
+shows each run in a colour of its own (a screenshot)."""
 from __future__ import annotations
 
 import json
+import subprocess
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 pytest.register_assert_rewrite("pipeline_repo")
 from conftest import ROOT  # noqa: E402
 from pipeline_repo import clone_workspace, sh  # noqa: E402
+from test_plots_page import chromium  # noqa: E402
 
 from nnlab.metrics import NO_PREDICTION  # noqa: E402
 from nnlab.plots_page import write_template  # noqa: E402
+from nnlab.vega_templates import COLOURS  # noqa: E402
 
 pytest_plugins = ["pipeline_repo"]
 
@@ -24,13 +30,23 @@ STUDY_CHARTS = ("MRI SimpleNN2 by batch size (report 001): train accuracy per ep
                 "MRI CNN3 by learning rate (report 001): test accuracy per epoch")
 
 
+# Vega's "tableau10" scheme, the series colours of our line charts.
+TABLEAU10 = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
+             "#bab0ac")
+
+
 @pytest.fixture(scope="module")
-def shown(baseline, tmp_path_factory) -> dict:
+def repo(baseline, tmp_path_factory):
     repo = clone_workspace(baseline.path, tmp_path_factory.mktemp("diverged") / "workspace")
     write_template(repo)
     sh("dvc", "exp", "run", "-S", f"mri_batch_study.lr={EXPLODING_LR}", "-S", f"mri_simple_nn2.lr={EXPLODING_LR}",
        "mri_study@batch", "mri_evaluate@simple_nn2", cwd=repo)
     assert json.loads((repo / "plots/mri_simple_nn2/evaluation.json").read_text())["diverged"]
+    return repo
+
+
+@pytest.fixture(scope="module")
+def shown(repo) -> dict:
     return json.loads(sh("dvc", "plots", "show", "--json", cwd=repo))
 
 
@@ -57,3 +73,23 @@ def test_a_diverged_model_keeps_its_confusion_matrix_with_a_marked_column(shown)
     (renderer,) = shown["data"]["plots/mri_simple_nn2/confusion.json"]
     values = renderer["content"]["data"]["values"]
     assert values and {value["predicted"] for value in values} == {NO_PREDICTION}
+
+
+def test_a_study_chart_shows_every_run_in_its_own_colour_in_chromium(repo, tmp_path):
+    """The lr study's chart (one run that trains, one that stays flat, one that diverges), as a reader sees it."""
+    assert COLOURS == "tableau10"
+    browser = chromium()
+    chart = STUDY_CHARTS[2]
+    sh("dvc", "plots", "show", chart, "--out", "shot", cwd=repo)
+    screenshot = tmp_path / "chart.png"
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000",
+         "--window-size=900,600", f"--screenshot={screenshot}", (repo / "shot" / "index.html").as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    pixels = np.asarray(Image.open(screenshot).convert("RGB")).reshape(-1, 3)
+    drawn = {colour for colour in TABLEAU10
+             if (pixels == [int(colour[k:k + 2], 16) for k in (1, 3, 5)]).all(axis=1).any()}
+    runs = len(yaml.safe_load((repo / "params.yaml").read_text())["mri_lr_study"]["lrs"])
+    assert len(drawn) >= runs, f"{screenshot}: {len(drawn)} series colours for {runs} runs"
