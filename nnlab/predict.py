@@ -36,7 +36,7 @@ from nnlab.errors import DataError, NnlabError
 
 Prediction = dict   # {"input", "label", "probabilities" or "scores": {class: value}, "model", "trained_on", "synthetic"}
 
-#: Each dataset's default model, the kinds of model folder that serve it and what its inputs are.
+#: Each dataset's default model, and what its inputs are.
 DEFAULTS = {"imdb": "imdb_train", "mri": "mri_cnn_improved", "mnist": "mnist_torch"}
 NOUNS = {"imdb": "IMDB reviews", "mri": "MRI slices", "mnist": "MNIST digits"}
 SYNTHETIC = "synthetic"

@@ -13,7 +13,7 @@ These templates, which dvc.yaml names under ``plots:``, draw:
   ``lines_log`` on a log
   scale, for losses that explode.
 - ``scatter_log_x``: points over a log x axis (learning rates spanning decades),
-  coloured by series.
+  coloured by column where there are several.
 - ``bars``: horizontal bars of the y value(s) per x category (``x`` is the
   category, as in DVC's other templates), each bar labelled with its value; a
   category without a value (a diverged run) is a dashed empty box labelled
@@ -38,10 +38,16 @@ def anchor(name: str) -> str:
 X, Y, X_LABEL, Y_LABEL = anchor("x"), anchor("y"), anchor("x_label"), anchor("y_label")
 SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 DIVERGED = "diverged"
-#: A series' name: the run of a long history, or the file and column DVC took it from.
-SERIES = ("isValid(datum.run) ? datum.run : isValid(datum.filename) ? "
-          "replace(datum.filename, '/history.csv', '') + (isValid(datum.field) ? ' ' + datum.field : '') : "
-          f"isValid(datum.field) ? datum.field : '{Y}'")
+#: A series' name: the run of a long history, else what tells DVC's series apart: the file (its folder for
+#: a history.csv) where the chart draws several, and the column where it draws several ("train accuracy").
+FILE = "replace(replace(datum.filename, 'plots/', ''), '/history.csv', '')"
+SERIES = ("isValid(datum.run) ? datum.run : trim((datum.files > 1 ? " + FILE + " : '') + ' ' + "
+          f"(datum.fields > 1 ? replace(datum.field, '_', ' ') : '')) || replace('{Y}', '_', ' ')")
+#: Counts the files and columns a chart draws, for SERIES.
+SERIES_SOURCES = {"joinaggregate": [{"op": "distinct", "field": "filename", "as": "files"},
+                                    {"op": "distinct", "field": "field", "as": "fields"}]}
+#: Bars and points are coloured by column where a chart draws several, else by revision.
+FIELD_OR_REV = "datum.fields > 1 ? datum.field : datum.rev"
 HAS_VALUE = f"isValid(datum['{Y}']) && datum['{Y}'] !== '' && isFinite(toNumber(datum['{Y}']))"
 COLOURS = "tableau10"
 
@@ -51,14 +57,19 @@ def _frame() -> dict:
 
 
 def lines(*, log_y: bool) -> dict:
-    x = {"field": X, "type": "quantitative", "title": X_LABEL, "axis": {"tickMinStep": 1, "format": "d"}}
+    # Epochs and steps are whole numbers: a tick between two (Vega ignores tickMinStep) is not drawn.
+    between = "datum.value % 1"
+    x = {"field": X, "type": "quantitative", "title": X_LABEL,
+         "axis": {"format": "d", "labelExpr": f"{between} ? '' : datum.label",
+                  "gridOpacity": {"condition": {"test": between, "value": 0}, "value": 1},
+                  "tickOpacity": {"condition": {"test": between, "value": 0}, "value": 1}}}
     y_scale = {"type": "log"} if log_y else {"zero": False}
     colour = {"field": "series", "type": "nominal", "title": None, "scale": {"scheme": COLOURS}}
     diverged = {"filter": f"datum.status === '{DIVERGED}'"}
     return {
         **_frame(), "width": 420, "height": 260,
         # The legend names where a run diverged: "batch=5 (diverged at epoch 2)".
-        "transform": [{"calculate": SERIES, "as": "run_name"},
+        "transform": [SERIES_SOURCES, {"calculate": SERIES, "as": "run_name"},
                       {"calculate": f"datum.status === '{DIVERGED}' ? datum['{X}'] : null", "as": "diverged_at"},
                       {"joinaggregate": [{"op": "max", "field": "diverged_at", "as": "diverged_at"}],
                        "groupby": ["run_name"]},
@@ -79,7 +90,7 @@ def lines(*, log_y: bool) -> dict:
 def scatter_log_x() -> dict:
     return {
         **_frame(), "width": 420, "height": 260,
-        "transform": [{"calculate": SERIES, "as": "series"}, {"filter": HAS_VALUE}],
+        "transform": [SERIES_SOURCES, {"calculate": FIELD_OR_REV, "as": "series"}, {"filter": HAS_VALUE}],
         "mark": {"type": "point", "filled": True, "size": 60, "tooltip": {"content": "data"}},
         "encoding": {"x": {"field": X, "type": "quantitative", "title": X_LABEL, "scale": {"type": "log"}},
                      "y": {"field": Y, "type": "quantitative", "title": Y_LABEL, "scale": {"zero": False}},
@@ -90,11 +101,10 @@ def scatter_log_x() -> dict:
 
 def bars() -> dict:
     category = {"field": X, "type": "nominal", "title": X_LABEL, "sort": None}
-    series = "isValid(datum.field) ? datum.field : datum.rev"
     value = {"field": Y, "type": "quantitative", "title": Y_LABEL}
     return {
         **_frame(), "width": 420,
-        "transform": [{"calculate": series, "as": "series"}],
+        "transform": [SERIES_SOURCES, {"calculate": FIELD_OR_REV, "as": "series"}],
         "encoding": {"y": category, "yOffset": {"field": "series", "type": "nominal", "sort": None}},
         "layer": [
             {"transform": [{"filter": HAS_VALUE}],
