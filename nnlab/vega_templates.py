@@ -126,8 +126,8 @@ def bars() -> dict:
 
 def confusion(*, normalized: bool) -> dict:
     """Each record counts 1 in its (actual, predicted) cell and 0 in its actual class's diagonal cell,
-    so every actual class is a column even if never predicted; the grid is then filled with zeros."""
-    count = "rate" if normalized else "count"
+    so every actual class has its predicted row even if never predicted; the grid is then filled
+    with zeros. Normalised: the rate of each actual class's records; else counts."""
     cells = f"[{{p: datum['{Y}'], n: 1}}, {{p: datum['{X}'], n: 0}}]"
     transform = [
         {"calculate": cells, "as": "cells"}, {"flatten": ["cells"]},
@@ -135,10 +135,15 @@ def confusion(*, normalized: bool) -> dict:
         {"aggregate": [{"op": "sum", "field": "n", "as": "count"}], "groupby": ["rev", X, Y]},
         {"impute": "count", "key": Y, "groupby": ["rev", X], "value": 0},
         {"impute": "count", "key": X, "groupby": ["rev", Y], "value": 0},
-        {"joinaggregate": [{"op": "sum", "field": "count", "as": "actual_total"}], "groupby": ["rev", X]},
-        {"calculate": "datum.actual_total > 0 ? datum.count / datum.actual_total : 0", "as": "rate"},
     ]
-    label = ".2f" if normalized else "d"
+    if normalized:
+        shown, label, dark = "rate", ".2f", "datum.rate > 0.5"
+        transform += [
+            {"joinaggregate": [{"op": "sum", "field": "count", "as": "actual_total"}], "groupby": ["rev", X]},
+            {"calculate": "datum.actual_total > 0 ? datum.count / datum.actual_total : 0", "as": "rate"}]
+    else:
+        shown, label, dark = "count", "d", "datum.count > datum.largest / 2"
+        transform += [{"joinaggregate": [{"op": "max", "field": "count", "as": "largest"}], "groupby": ["rev"]}]
     return {
         **_frame(),
         "facet": {"column": {"field": "rev", "sort": [], "title": None}},
@@ -148,12 +153,12 @@ def confusion(*, normalized: bool) -> dict:
                          "y": {"field": Y, "type": "nominal", "sort": "ascending", "title": Y_LABEL}},
             "layer": [
                 {"mark": {"type": "rect", "tooltip": {"content": "data"}},
-                 "encoding": {"color": {"field": count, "type": "quantitative",
+                 "encoding": {"color": {"field": shown, "type": "quantitative",
                                         "title": "rate per actual class" if normalized else "count",
                                         **({"scale": {"domain": [0, 1]}} if normalized else {})}}},
                 {"mark": "text",
-                 "encoding": {"text": {"field": count, "type": "quantitative", "format": label},
-                              "color": {"condition": {"test": "datum.rate > 0.5", "value": "white"},
+                 "encoding": {"text": {"field": shown, "type": "quantitative", "format": label},
+                              "color": {"condition": {"test": dark, "value": "white"},
                                         "value": "black"}}},
             ],
         },
