@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 pytest.register_assert_rewrite("pipeline_repo")
-from conftest import ROOT, stage_python, venv_env  # noqa: E402
+from conftest import ROOT, default_params, stage_python, venv_env  # noqa: E402
 
 pytest_plugins = ["pipeline_repo"]
 
@@ -109,3 +109,36 @@ def test_help_names_the_models_as_their_folders():
     assert result.returncode == 0
     assert "--model mri_simple_nn2" in result.stdout and "imdb_logreg" in result.stdout
     assert "cnn_improved]" not in result.stdout.replace("mri_cnn_improved", "")
+
+
+def readme_predict_output() -> list[str]:
+    """The lines of the ```text block of README.md's Predict section: what its commands answer."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## Predict\n", 1)[1].split("\n## ", 1)[0]
+    shown = re.search(r"```text\n(.*?)```", section, re.DOTALL)
+    assert shown, "README.md's Predict section shows no answer (a ```text block after its commands)"
+    return shown.group(1).splitlines()
+
+
+def test_readme_shows_what_predict_answers_with_the_default_models():
+    """Each answer README.md shows is a line `predict` writes, naming the data params.yaml's defaults
+    train on (so a switch of a default to real data must update it), ranked as its values say."""
+    from nnlab.predict import MRI_REAL_DATA, line
+
+    data = default_params()["data"]
+    lines = readme_predict_output()
+    assert lines
+    for shown in lines:
+        if shown.startswith("error: "):
+            assert data["mri"]["source"] == "synthetic" and shown.endswith(MRI_REAL_DATA), shown
+            continue
+        label, values, text, about = shown.split("\t")
+        model = re.fullmatch(r"\[(\w+), trained on .*\]", about).group(1)
+        dataset = model.split("_")[0]
+        key, pairs = values.split(": ", 1)
+        assert key == ("scores" if dataset == "mnist" else "probabilities"), shown
+        scores = {name: float(value) for name, value in (pair.rsplit(" ", 1) for pair in pairs.split(", "))}
+        assert max(scores, key=scores.get) == label, shown
+        source = data[dataset]["source"]
+        prediction = {"input": text, "label": label, key: scores, "model": model, "trained_on": source,
+                      "synthetic": source == "synthetic"}
+        assert line(dataset, prediction) == shown
