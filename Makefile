@@ -17,7 +17,7 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-$(PLOTS_TEMPLATE): $(STAMP) nnlab/plots_page.py
+$(PLOTS_TEMPLATE): $(STAMP) nnlab/plots_page.py nnlab/vega_templates.py
 	$(BIN)/python -m nnlab.plots_page
 
 repro: venv

@@ -32,8 +32,9 @@ def write_spec(directory: Path, kind: str, **spec: Any) -> None:
     (directory / SPEC).write_text(dumps_json({"kind": kind, **spec}), encoding="utf-8")
 
 
-def read_spec(directory: str | Path, kind: str, stage: str) -> dict:
-    """``spec.json`` of a model folder of ``kind``; a missing one says which stage makes it."""
+def read_spec(directory: str | Path, kind: str | tuple[str, ...], stage: str) -> dict:
+    """``spec.json`` of a model folder of ``kind`` (or of one of several kinds); a missing one says which
+    stage makes it."""
     path = Path(directory) / SPEC
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
@@ -41,8 +42,9 @@ def read_spec(directory: str | Path, kind: str, stage: str) -> dict:
         raise DataError(f"{directory}: missing (run `dvc repro {stage}` to make it)") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: unreadable model spec ({exc}); rerun `dvc repro {stage}`") from None
-    if spec.get("kind") != kind:
-        raise DataError(f"{path}: a {spec.get('kind')!r} model, not {kind!r}")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if spec.get("kind") not in kinds:
+        raise DataError(f"{path}: a {spec.get('kind')!r} model, not {' or '.join(map(repr, kinds))}")
     return spec
 
 

@@ -19,10 +19,17 @@ def curve_rows(y_true: np.ndarray, scores: np.ndarray | None) -> tuple[list[dict
             [{"recall": r, "precision": p} for r, p in zip(recall, precision)])
 
 
-def confusion_records(y_true: Iterable, y_pred: Iterable, class_names: Sequence[str] | None = None) -> list[dict]:
-    """Rows for DVC's ``confusion`` template: ``[{"actual": .., "predicted": ..}]``."""
+#: What a diverged model "predicts" in its confusion records: a column of its own, the marked gap.
+NO_PREDICTION = "none: diverged"
+
+
+def confusion_records(y_true: Iterable, y_pred: Iterable | None, class_names: Sequence[str] | None = None) -> list[dict]:
+    """Rows for the confusion templates: ``[{"actual": .., "predicted": ..}]``; without predictions (a
+    diverged model) every row's ``predicted`` is :data:`NO_PREDICTION`, so the matrix is still drawn."""
     def name(v):
         return class_names[int(v)] if class_names is not None else str(v)
 
+    if y_pred is None:
+        return [{"actual": name(a), "predicted": NO_PREDICTION} for a in y_true]
     return [{"actual": name(a), "predicted": name(p)} for a, p in zip(y_true, y_pred)]
 

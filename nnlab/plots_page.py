@@ -12,8 +12,10 @@ The libraries take about 900 kB, so the template is built, not committed:
 
     python -m nnlab.plots_page
 
-which writes it where ``.dvc/config`` says. Without it ``dvc plots show``
-fails with "HTML template has to contain '{plot_divs}'".
+which writes it where ``.dvc/config`` says, and our chart templates
+(:mod:`nnlab.vega_templates`) into ``.dvc/plots/``, where DVC finds the
+templates that dvc.yaml names. Without it ``dvc plots show`` fails with "HTML
+template has to contain '{plot_divs}'".
 """
 from __future__ import annotations
 
@@ -24,7 +26,10 @@ from pathlib import Path
 
 from nnlab.cli import run
 from nnlab.errors import NnlabError
+from nnlab.vega_templates import write_templates
 
+# Where DVC looks for the templates dvc.yaml names (`dvc plots templates` writes there too).
+TEMPLATES_FOLDER = "plots"
 # DVC's built-in vega templates declare the Vega-Lite 5 schema.
 VEGA_LITE_MAJOR = "5"
 
@@ -87,8 +92,10 @@ def configured_template(repo: Path = Path(".")) -> Path:
 
 
 def write_template(repo: Path = Path(".")) -> Path:
+    """The page template and the chart templates; returns the page template's path."""
     path = configured_template(repo)
     path.write_text(html_template(), encoding="utf-8")
+    write_templates(repo / ".dvc" / TEMPLATES_FOLDER)
     return path
 
 

@@ -9,6 +9,35 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+#: x axes that count whole epochs or steps.
+COUNTS = ("epoch", "step")
+#: Positive values spanning more than this factor are drawn on a log axis, so that one exploding
+#: run does not flatten every other line.
+LOG_SPAN = 100.0
+
+
+def colours(n: int) -> list:
+    """``n`` distinct colours: matplotlib's ten, or twenty beyond ten."""
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(k % cmap.N) for k in range(n)]
+
+
+def spans_decades(values) -> bool:
+    finite = np.asarray([v for v in values if v is not None], dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return finite.size > 1 and finite.min() > 0 and finite.max() / finite.min() > LOG_SPAN
+
+
+def style_axes(ax, xlabel: str, values) -> None:
+    """Whole-number ticks on an epoch or step axis, a log y axis where the values span decades, a grid."""
+    if xlabel in COUNTS:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if spans_decades(values):
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
 
 
 def set_title(ax, title: str, *, fontsize: float = 9) -> None:
@@ -21,15 +50,16 @@ def set_title(ax, title: str, *, fontsize: float = 9) -> None:
 
 def curves(x: Sequence, series: Mapping[str, Sequence], *, title: str, xlabel: str,
            ylabel: str, logy: bool = False):
-    """One line per named series over a shared x axis."""
+    """One line per named series over a shared x axis, each in its own colour; a log y axis where
+    asked or where the values span decades."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, ys in series.items():
-        ax.plot(x, ys, label=label)
+    for (label, ys), colour in zip(series.items(), colours(len(series))):
+        ax.plot(x, [np.nan if y is None else y for y in ys], label=label, color=colour)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    style_axes(ax, xlabel, [y for ys in series.values() for y in ys])
     if logy:
         ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -107,46 +137,58 @@ def bar_chart(groups: Mapping[str, Mapping[str, float | str]], *, title: str, yl
               rotate_labels: bool = False, width_inches: float = 7):
     """Grouped bars: ``{group: {series: value}}``.
 
-    A value given as text (``"diverged"``, ``"not reported"``) is a gap with that
-    text written in it, never a bar of height 0 that reads as a score. The
-    legend sits right of the axes, where it hides no bar and no value.
+    A value given as text (``"diverged"``, ``"not reported"``) is a marked gap: a
+    hatched empty stub with that text written above it, never a bar of height 0
+    that reads as a score. The legend sits right of the axes, where it hides no
+    bar and no value.
     """
     group_names = list(groups)
     series_names = list(next(iter(groups.values())))
     width = 0.8 / len(series_names)
     fig, ax = plt.subplots(figsize=(width_inches, 4))
-    for k, series in enumerate(series_names):
+    for k, (series, colour) in enumerate(zip(series_names, colours(len(series_names)))):
         xs = np.arange(len(group_names)) + (k - (len(series_names) - 1) / 2) * width
         values = [groups[g][series] for g in group_names]
-        bars = ax.bar(xs, [0.0 if isinstance(v, str) else v for v in values], width, label=series)
+        bars = ax.bar(xs, [0.0 if isinstance(v, str) else v for v in values], width, color=colour)
         ax.bar_label(bars, labels=["" if isinstance(v, str) else f"{v:.3g}" for v in values], fontsize=8)
         for x, value, bar in zip(xs, values, bars):
             if isinstance(value, str):
                 bar.set_visible(False)
-                ax.text(x, 0.02, value, transform=ax.get_xaxis_transform(), rotation=90, ha="center",
-                        va="bottom", fontsize=7, color="dimgray", fontstyle="italic")
+                ax.bar(x, 0.06, width, bottom=0, transform=ax.get_xaxis_transform(), fill=False, hatch="///",
+                       edgecolor=bar.get_facecolor(), linewidth=0.8)
+                ax.text(x, 0.08, value, transform=ax.get_xaxis_transform(), rotation=90, ha="center",
+                        va="bottom", fontsize=7, color="black", fontstyle="italic")
     ax.set_xticks(range(len(group_names)), group_names)
     if rotate_labels:
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     ax.set_ylabel(ylabel)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    # Handles of their own: a series whose first bar is a gap would otherwise have no swatch.
+    ax.legend(handles=[Patch(color=colour, label=series) for series, colour in
+                       zip(series_names, colours(len(series_names)))],
+              loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     fig.tight_layout()
     set_title(ax, title)
     fig.tight_layout()
     return fig
 
 
-def run_curves(runs: Mapping[str, tuple[Sequence, Sequence] | None], *, title: str, xlabel: str, ylabel: str):
-    """One line per run, ``{label: (xs, ys)}``; a run given as None (diverged, no rows) is named in the legend."""
+def run_curves(history: Sequence[dict], x: str, y: str, *, title: str, ylabel: str):
+    """One line per run of a long history (:func:`nnlab.results.long_history`), each in its own colour;
+    a run that diverged is a dashed vertical line at the epoch it diverged at, named in the legend."""
+    runs = list(dict.fromkeys(row["run"] for row in history))
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, points in runs.items():
-        if points is None:
-            ax.plot([], [], label=f"{label} (diverged)")
-        else:
-            ax.plot(*points, marker="o", label=label)
-    ax.set(xlabel=xlabel, ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    for run, colour in zip(runs, colours(len(runs))):
+        rows = [row for row in history if row["run"] == run]
+        trained = [row for row in rows if row["status"] != "diverged"]
+        diverged = [row[x] for row in rows if row["status"] == "diverged"]
+        label = f"{run} (diverged at {x} {diverged[0]})" if diverged else run
+        if trained:
+            ax.plot([row[x] for row in trained], [row[y] for row in trained], marker="o", color=colour, label=label)
+        for at in diverged:
+            ax.axvline(at, color=colour, linestyle="--", linewidth=1.5, label=None if trained else label)
+    ax.set(xlabel=x, ylabel=ylabel)
+    style_axes(ax, x, [row[y] for row in history])
+    ax.legend(fontsize=8)
     fig.tight_layout()
     set_title(ax, title)
     fig.tight_layout()

@@ -1,15 +1,25 @@
 """Apply the workspace's trained models to new input: ``python -m nnlab.predict <dataset> INPUT...``.
 
     python -m nnlab.predict imdb "What a waste of two hours." "Loved every minute"
-    python -m nnlab.predict mri path/to/slice.jpg ...          [--model cnn_improved]
-    python -m nnlab.predict mnist digit.png ...                [--model mnist_torch]
+    python -m nnlab.predict imdb --model imdb_logreg "Loved every minute"
+    python -m nnlab.predict mri path/to/slice.jpg ...          [--model mri_simple_nn2]
+    python -m nnlab.predict mnist digit.png ...                [--model mnist_linear]
 
-It reads ``models/`` as the workspace has it, so it uses whatever ``dvc repro``,
-``dvc exp apply`` or ``dvc pull`` put there, and preprocesses each input exactly
-as the pipeline did its test split (the fitted TF-IDF of ``models/imdb_tfidf``,
-the pixel scaler of ``models/mri_scaler``, the MNIST scaling). One line per input
-(the label, then the probabilities), or with ``--json`` one JSON object per line.
-Bad input is one line on stderr and exit status 2.
+``--model`` names a model folder under ``models/``, as dvc.yaml's stages write it
+(imdb: imdb_train, imdb_tuned, imdb_logreg; mri: mri_simple_nn1, mri_simple_nn2,
+mri_cnn1, mri_cnn_improved; mnist: mnist_torch, mnist_linear). It reads ``models/``
+as the workspace has it, so it uses whatever ``dvc repro``, ``dvc exp apply`` or
+``dvc pull`` put there, and preprocesses each input exactly as the pipeline did
+its test split (the fitted TF-IDF of ``models/imdb_tfidf``, the pixel scaler of
+``models/mri_scaler``, the MNIST scaling).
+
+One line per input: the label, the class probabilities (the MNIST linear
+classifiers give scores: they are fitted by squared error to one-hot targets, so
+their outputs are not probabilities), the input, and the model with the data it
+was trained on; a model trained on synthetic stand-in data says so on every line.
+With ``--json``, one JSON object per line with the same facts. A model that
+diverged in training, a missing model and bad input are one line on stderr and
+exit status 2.
 """
 from __future__ import annotations
 
@@ -21,9 +31,85 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from nnlab import artifacts
 from nnlab.errors import DataError, NnlabError
 
-Prediction = dict   # {"input": .., "label": .., "probabilities": {class: p}}
+Prediction = dict   # {"input", "label", "probabilities" or "scores": {class: value}, "model", "trained_on", "synthetic"}
+
+#: Each dataset's default model, and what its inputs are.
+DEFAULTS = {"imdb": "imdb_train", "mri": "mri_cnn_improved", "mnist": "mnist_torch"}
+NOUNS = {"imdb": "IMDB reviews", "mri": "MRI slices", "mnist": "MNIST digits"}
+SYNTHETIC = "synthetic"
+#: What trains the MRI models on the Kaggle slices (docs/real-data.md).
+MRI_REAL_DATA = "dvc exp run -S data.mri.source=folder -S 'data.mri.folder.path=/path/to/Alzheimer_s Dataset'"
+
+
+def kinds(dataset: str) -> dict[str, Callable]:
+    """``{model kind: loader(directory, stage) -> (model, spec)}`` of the models that predict ``dataset``."""
+    if dataset == "imdb":
+        from nnlab.models import sentiment, sentiment_linear
+
+        return {sentiment.KIND: lambda directory, stage: sentiment.load_model(directory),
+                sentiment_linear.KIND: sentiment_linear.load_model}
+    if dataset == "mri":
+        from nnlab.models import mri_nets
+
+        return {mri_nets.KIND: mri_nets.load_model}
+    from nnlab.models import linear
+
+    return {linear.KINDS["numpy"]: linear.load_numpy_model, linear.KINDS["torch"]: linear.load_torch_model}
+
+
+def stage_of(name: str) -> str:
+    """The dvc.yaml stage that trains ``models/<name>``."""
+    return f"mri_model@{name.removeprefix('mri_')}" if name.startswith("mri_") else name
+
+
+def models_present(models: Path, dataset: str) -> list[str]:
+    """The folders under ``models`` that hold a model for ``dataset``."""
+    wanted = kinds(dataset)
+    present = []
+    for spec_path in sorted(models.glob(f"*/{artifacts.SPEC}")):
+        try:
+            kind = json.loads(spec_path.read_text(encoding="utf-8")).get("kind")
+        except (OSError, ValueError):
+            continue
+        if kind in wanted:
+            present.append(spec_path.parent.name)
+    return present
+
+
+def load(dataset: str, models: Path, name: str | None):
+    """``(model, spec, name)`` of the chosen model; a missing, foreign or diverged one is a DataError that
+    says what to run, and which models the workspace holds for ``dataset``."""
+    name = name or DEFAULTS[dataset]
+    loaders = kinds(dataset)
+    try:
+        if not name.startswith(f"{dataset}_"):
+            raise DataError(f"--model {name}: models are named as their folders under {models}/ ({dataset}_<name>)")
+        spec = artifacts.read_spec(models / name, tuple(loaders), stage_of(name))
+    except DataError as exc:
+        present = models_present(models, dataset)
+        raise DataError(f"{exc}; the {dataset} models in {models}/: "
+                        f"{', '.join(present) if present else 'none (run `dvc repro` to train them)'}") from None
+    run = spec.get("run") or {}
+    if run.get("diverged"):
+        raise DataError(f"{models / name}: this model diverged in training ({run['unit']} {run['diverged_at']}), so "
+                        f"it predicts nothing; stage {stage_of(name)} retrains it (lower its learning rate in "
+                        f"params.yaml, then `dvc repro {stage_of(name)}`)")
+    model, spec = loaders[spec["kind"]](models / name, stage_of(name))
+    return model, spec, name
+
+
+def provenance(name: str, spec: dict) -> dict:
+    """What every answer carries: the model and the data it was trained on."""
+    return {"model": name, "trained_on": spec["source"], "synthetic": spec["source"] == SYNTHETIC}
+
+
+def answers(inputs: Sequence[str], values: np.ndarray, classes: Sequence[str], key: str,
+            about: dict) -> list[Prediction]:
+    return [{"input": text, "label": classes[int(row.argmax())], key: dict(zip(classes, map(float, row))), **about}
+            for text, row in zip(inputs, values)]
 
 
 def predict_imdb(texts: Sequence[str], models: Path, model: str | None) -> list[Prediction]:
@@ -36,12 +122,14 @@ def predict_imdb(texts: Sequence[str], models: Path, model: str | None) -> list[
         if not text.strip():
             raise DataError(f"review {number}: empty text")
     features = TextFeatures.load(models / "imdb_tfidf")
-    net, spec = sentiment.load_model(models / (model or "imdb_train"))
-    positive = sentiment.predict_proba(net, features(texts), torch.device("cpu"))
-    negative_name, positive_name = spec["classes"]
-    return [{"input": text, "label": positive_name if p >= 0.5 else negative_name,
-             "probabilities": {negative_name: float(1 - p), positive_name: float(p)}}
-            for text, p in zip(texts, positive)]
+    classifier, spec, name = load("imdb", models, model)
+    X = features(texts)
+    if spec["kind"] == sentiment.KIND:
+        positive = sentiment.predict_proba(classifier, X, torch.device("cpu")).astype(np.float64)
+        probabilities = np.column_stack([1 - positive, positive])
+    else:
+        probabilities = classifier.predict_proba(X)
+    return answers(texts, probabilities, spec["classes"], "probabilities", provenance(name, spec))
 
 
 def softmax_rows(logits) -> np.ndarray:
@@ -57,23 +145,23 @@ def predict_mri(paths: Sequence[str], models: Path, model: str | None) -> list[P
 
     from nnlab import images
     from nnlab.datasets import mri
-    from nnlab.models import mri_nets
 
     scaler, scaling = images.load_pixel_scaler(models / "mri_scaler")
-    name = model or "mri_cnn_improved"
-    net, spec = mri_nets.load_model(models / name, f"mri_model@{name.removeprefix('mri_')}")
+    net, spec, name = load("mri", models, model)
     slices = []
     for path in paths:
         try:
             slices.append(mri.decode_slice(Path(path), scaling["height"], scaling["width"]))
+        except mri.SliceSizeError as exc:
+            data = f"{scaling['source']} {scaling['width']}x{scaling['height']} slices"
+            raise DataError(f"{path}: {exc}: {models / name} was trained on {data}; "
+                            f"to classify Kaggle slices, train on the Kaggle folder first: {MRI_REAL_DATA}") from None
         except ValueError as exc:
             raise DataError(f"{path}: {exc}") from None
     batch = images.standardize_chunk(np.stack(slices), scaler, scaling["channels"])
     with torch.no_grad():
         probabilities = softmax_rows(net(torch.from_numpy(batch)))
-    classes = spec["class_names"]
-    return [{"input": path, "label": classes[int(row.argmax())],
-             "probabilities": dict(zip(classes, map(float, row)))} for path, row in zip(paths, probabilities)]
+    return answers(paths, probabilities, spec["class_names"], "probabilities", provenance(name, spec))
 
 
 def read_digit(path: Path, side: int) -> np.ndarray:
@@ -89,27 +177,21 @@ def read_digit(path: Path, side: int) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise DataError(f"{path}: unreadable image ({exc})") from None
     if grey.size != (side, side):
-        raise DataError(f"{path}: image is {grey.size[0]}x{grey.size[1]}, expected {side}x{side}")
+        raise DataError(f"{path}: image is {grey.size[0]}x{grey.size[1]}, expected {side}x{side}: "
+                        f"the models are trained on MNIST's {side}x{side} grey digits, white on black, centred")
     return np.asarray(grey, dtype=np.uint8)
 
 
 def predict_mnist(paths: Sequence[str], models: Path, model: str | None) -> list[Prediction]:
-    """The linear classifiers give scores, not probabilities (their loss is MSE to one-hot
-    targets): the probabilities shown are the scores' softmax, ranked as the scores are."""
-    import torch
-
-    from nnlab import artifacts
+    """The linear classifiers' outputs are scores, not probabilities: they are fitted by squared
+    error to one-hot targets (report 003), so they are shown as they are, ranked by size."""
     from nnlab.datasets import mnist
-    from nnlab.models import linear
 
     scaling = artifacts.read_spec(models / "mnist_scaling", mnist.SCALING_KIND, "mnist_normalize")
-    name = model or "mnist_torch"
-    load = linear.load_numpy_model if name == "mnist_linear" else linear.load_torch_model
-    classifier, spec = load(models / name, name)
+    classifier, spec, name = load("mnist", models, model)
     pixels = mnist.flat_pixels(np.stack([read_digit(Path(path), scaling["side"]) for path in paths]))
-    probabilities = softmax_rows(torch.from_numpy(classifier.scores(pixels)))
-    return [{"input": path, "label": spec["classes"][int(row.argmax())],
-             "probabilities": dict(zip(spec["classes"], map(float, row)))} for path, row in zip(paths, probabilities)]
+    return answers(paths, classifier.scores(pixels), spec["classes"], "scores",
+                   provenance(name, spec))
 
 
 PREDICTORS: dict[str, Callable[[Sequence[str], Path, str | None], list[Prediction]]] = {
@@ -119,18 +201,28 @@ PREDICTORS: dict[str, Callable[[Sequence[str], Path, str | None], list[Predictio
 }
 
 
-def line(prediction: Prediction) -> str:
-    probabilities = "  ".join(f"{name} {p:.4f}" for name, p in prediction["probabilities"].items())
-    shown = prediction["input"] if len(prediction["input"]) <= 60 else prediction["input"][:57] + "..."
-    return f"{prediction['label']}\t{probabilities}\t{shown}"
+def line(dataset: str, prediction: Prediction) -> str:
+    """The plain output: label, values, input (a review cut at its end, a file name never cut) and
+    where the model's knowledge comes from."""
+    key = "probabilities" if "probabilities" in prediction else "scores"
+    values = ", ".join(f"{name} {value:.4f}" for name, value in prediction[key].items())
+    shown = prediction["input"]
+    if dataset == "imdb" and len(shown) > 60:
+        shown = shown[:57] + "..."
+    noun = NOUNS[dataset]
+    data = (f"SYNTHETIC {noun}, not a real-data answer" if prediction["synthetic"] else
+            f"real {noun} ({prediction['trained_on']})")
+    return f"{prediction['label']}\t{key}: {values}\t{shown}\t[{prediction['model']}, trained on {data}]"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m nnlab.predict", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=sorted(PREDICTORS))
     parser.add_argument("inputs", nargs="+", help="reviews (imdb) or image files (mri, mnist)")
-    parser.add_argument("--model", help="the model folder under --models (default: the dataset's headline model)")
+    parser.add_argument("--model", help="a model folder under --models, e.g. mri_simple_nn2 (default: "
+                        + ", ".join(f"{name} for {dataset}" for dataset, name in DEFAULTS.items()) + ")")
     parser.add_argument("--models", type=Path, default=Path("models"), help="where the models are (default: models)")
     parser.add_argument("--json", action="store_true", help="one JSON object per input")
     args = parser.parse_args(argv)
@@ -140,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     for prediction in predictions:
-        print(json.dumps(prediction) if args.json else line(prediction))
+        print(json.dumps(prediction) if args.json else line(args.dataset, prediction))
 
 
 if __name__ == "__main__":

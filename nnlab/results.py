@@ -199,9 +199,15 @@ def study_summary(table: Sequence[dict], run_column: str, *, source: str,
             "diverged_runs": sum(bool(row.get("diverged")) for row in table)}
 
 
-def wide_history(histories: Mapping[str, Sequence[dict]], x: str, column: str) -> list[dict]:
-    """One row per ``x`` value holding every run's ``column``, None where a run has no such row
-    (it diverged before): the shape a DVC plot draws as one line per run."""
-    xs = sorted({row[x] for rows in histories.values() for row in rows})
-    by_run = {label: {row[x]: row[column] for row in rows} for label, rows in histories.items()}
-    return [{x: value, **{label: by_run[label].get(value) for label in histories}} for value in xs]
+def long_history(histories: Mapping[str, Sequence[dict]], diverged_at: Mapping[str, int | None], x: str,
+                 columns: Sequence[str]) -> list[dict]:
+    """A study's history in long form, the shape a DVC plot draws whatever runs a study has: a row per
+    run and ``x`` (``run``, ``x``, ``columns``, ``status`` "trained"), and for a run that diverged one
+    more row at ``diverged_at`` with empty scores and ``status`` "diverged", which the plot marks."""
+    rows = []
+    for run, history in histories.items():
+        rows += [{"run": run, x: row[x], **{column: row[column] for column in columns}, "status": "trained"}
+                 for row in history]
+        if diverged_at.get(run) is not None:
+            rows.append({"run": run, x: diverged_at[run], **dict.fromkeys(columns), "status": "diverged"})
+    return rows

@@ -6,9 +6,10 @@ the same number of epochs (passes over the training split) and the same lr.
 Reads data/generated/moons_1000.npz and params `batch_study` (+ `train` for
 the seed, and for lr when the section's lr is null); writes
 metrics/batch_study.json (the best batch size and how many diverged), plots/batch_study/
-history_<size>.csv (one per batch size: step, epoch, train/test loss and
-accuracy), table.csv (final and best test accuracy, updates, seconds) and
-{test_accuracy,train_loss}.png (one curve per batch size).
+history.csv (a row per batch size and evaluation: epoch, train/test loss and
+accuracy; a diverged run's last row marks the epoch it diverged at), table.csv
+(final and best test accuracy, updates, seconds) and {test_accuracy,train_loss}.png
+(one curve per batch size).
 """
 from __future__ import annotations
 
@@ -20,13 +21,18 @@ from nnlab.io import StageOutputs
 from nnlab.models import mlp
 from nnlab.nn import CrossEntropy, steps_per_epoch
 from nnlab.params import learning_rate, load_params, seed
-from nnlab.results import study_summary
+from nnlab.results import SCORE_COLUMNS, long_history, study_summary
 from nnlab.runtime import numpy_rng
 
 INPUT = "data/generated/moons_1000.npz"
 NAME = "batch_study"
 N_CLASSES = 2
 FULL = "full"
+
+
+def epoch_of(step: int | None, updates: int) -> int | None:
+    """The epoch in which update ``step`` (counted from 1) falls; None for a run that did not diverge."""
+    return None if step is None else -(-step // updates)
 
 
 def main(argv=None) -> None:
@@ -46,13 +52,14 @@ def main(argv=None) -> None:
     n_train = len(data.y_train)
     cfg.batch_sizes("batch_sizes", n_train)
 
-    results, seconds = {}, {}
+    results, seconds, updates_per_epoch = {}, {}, {}
     for size in sizes:
         # Every size starts from the same weights and its own copy of the shuffling stream.
         rng = numpy_rng(seed(params))
         model = mlp.mlp([data.X_train.shape[1], *hidden, N_CLASSES], rng=rng, init=init, init_std=init_std)
         updates = steps_per_epoch(n_train, size)
         label = FULL if size is None else str(size)
+        updates_per_epoch[label] = updates
         start = time.perf_counter()
         results[label] = model.train(
             data.X_train, data.y_train, CrossEntropy(), lr=lr, steps=epochs * updates, batch_size=size,
@@ -74,8 +81,11 @@ def main(argv=None) -> None:
     with StageOutputs() as out:
         out.json(f"metrics/{NAME}.json", study_summary(table, "batch_size", source="generated", accuracy_column="final_test_accuracy"))
         out.csv(f"plots/{NAME}/table.csv", table)
-        for label, result in results.items():
-            out.csv(f"plots/{NAME}/history_{label}.csv", result.history)
+        # Runs named as table.csv's batch_size names them.
+        out.csv(f"plots/{NAME}/history.csv", long_history(
+            {label: result.history for label, result in results.items()},
+            {label: epoch_of(result.diverged_at, updates_per_epoch[label]) for label, result in results.items()},
+            "epoch", SCORE_COLUMNS))
         for name, fig in figures.items():
             out.figure(f"plots/{NAME}/{name}.png", fig)
     for row in table:

@@ -79,7 +79,7 @@ def main(argv=None) -> None:
     if result.diverged:
         evaluation = model_evaluation(spec["source"], result.run_record(), diverged_scores(names, train=True),
                                       diverged_scores(names))
-        confusion = []
+        confusion = confusion_records(np.searchsorted(classes, split.y_test), None, names)
     else:
         train, _ = scores(model, split.X_train, split.y_train, classes, train=True)
         test, predicted = scores(model, split.X_test, split.y_test, classes, train=False)

@@ -44,7 +44,7 @@ def main(argv=None) -> None:
         title=f"IMDB classifier ({config['activation']}, {config['optimizer']} lr {config['lr']:g}, "
               f"batch {config['batch_size']})")
     with StageOutputs() as out:
-        predicted = [] if probabilities is None else (probabilities >= 0.5).astype(int)
+        predicted = None if probabilities is None else (probabilities >= 0.5).astype(int)
         write_evaluation(out, args.model, evaluation, confusion_records(y_test, predicted, imdb.SENTIMENTS))
         roc, precision_recall = curve_rows(y_test, probabilities)
         out.csv(f"{plots}/roc.csv", roc)

@@ -88,7 +88,7 @@ def main(argv=None) -> None:
     if not stats["features"]["in_unit_interval"]:
         raise DataError(f"TF-IDF features outside [0, 1]: {stats['features']}")
     shown = samples(raw["train"], cleaned["train"], labels["train"], sample_seed)
-    count_rows = [{"split": s, "sentiment": k, "count": v} for s, c in counts.items() for k, v in c.items()]
+    count_rows = [{"split": split, **by_class} for split, by_class in counts.items()]   # a column per class
     figure = plotting.bar_chart(counts, title="IMDB reviews per class", ylabel="reviews")
 
     with StageOutputs() as out:

@@ -8,8 +8,9 @@ several run at once, else on `train.threads`); writes
 metrics/imdb_study.json (the best variant and how many diverged),
 plots/imdb_study/table.csv (one row per variant: settings, train and test
 accuracy, test F1, the report's test accuracy, seconds),
-history_{train_loss,train_accuracy,test_accuracy}.csv (per epoch, a column per
-variant), accuracy.png (ours beside the report's) and loss.png.
+history.csv (a row per variant and epoch: train loss and accuracy, test
+accuracy; a diverged variant's last row marks the epoch it diverged at),
+accuracy.png (ours beside the report's) and loss.png.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from nnlab.io import StageOutputs
 from nnlab.models.sentiment import ACTIVATIONS, INITS, OPTIMIZERS, ClassifierConfig, run_metrics, train_classifier
 from nnlab.params import Section, load_params, seed, train_settings
 from nnlab.report import load_references, report_figure
-from nnlab.results import study_summary, wide_history
+from nnlab.results import long_history, study_summary
 from nnlab.runtime import torch_device
 from nnlab.stage_config import classifier_config
 
@@ -57,7 +58,8 @@ def train_variant(name: str, config: ClassifierConfig, data, source: str, run_se
     training = train_classifier(X_train, y_train, X_test, y_test, config, seed=run_seed, device=device,
                                 desc=name, log=lambda line: print(f"{name} {line}"), threads=threads)
     metrics, _ = run_metrics(training, source, X_train, y_train, X_test, y_test, device)
-    return {"metrics": metrics, "history": training.result.history, "seconds": time.perf_counter() - started}
+    return {"metrics": metrics, "history": training.result.history, "diverged_at": training.result.diverged_at,
+            "seconds": time.perf_counter() - started}
 
 
 def main(argv=None) -> None:
@@ -103,23 +105,19 @@ def main(argv=None) -> None:
                       "test_accuracy": evaluation["test"]["accuracy"], "test_f1": evaluation["test"]["f1"],
                       "report_test_accuracy": report, "diverged": results[name]["metrics"]["diverged"],
                       "seconds": round(results[name]["seconds"], 1)})
-    # A variant that diverged in its first epoch has no curve: no empty column.
-    histories = {name: r["history"] for name, r in results.items() if r["history"]}
+    history = long_history({name: r["history"] for name, r in results.items()},
+                           {name: r["diverged_at"] for name, r in results.items()}, "epoch", HISTORY_COLUMNS)
     accuracy_figure = plotting.bar_chart(
         {row["variant"]: {"ours": "diverged" if row["diverged"] else row["test_accuracy"],
                           "report": row["report_test_accuracy"] or "not run"}
          for row in table}, title="IMDB classifier variants: test accuracy", ylabel="accuracy", width_inches=10)
-    epochs = list(range(1, base.epochs + 1))
-    loss_figure = plotting.curves(
-        epochs, {name: [h["train_loss"] for h in r["history"]] + [None] * (len(epochs) - len(r["history"]))
-                 for name, r in results.items()},
-        title="IMDB classifier variants: train loss", xlabel="epoch", ylabel="BCE loss")
+    loss_figure = plotting.run_curves(history, "epoch", "train_loss", title="IMDB classifier variants: train loss",
+                                      ylabel="BCE loss")
 
     with StageOutputs() as out:
         out.json(METRICS, study_summary(table, "variant", source=source))
         out.csv(f"{PLOTS}/table.csv", table)
-        for column in HISTORY_COLUMNS:
-            out.csv(f"{PLOTS}/history_{column}.csv", wide_history(histories, "epoch", column))
+        out.csv(f"{PLOTS}/history.csv", history)
         out.figure(f"{PLOTS}/accuracy.png", accuracy_figure)
         out.figure(f"{PLOTS}/loss.png", loss_figure)
     for row in table:

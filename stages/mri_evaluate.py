@@ -43,7 +43,7 @@ def main(argv=None) -> None:
                                     title=f"{args.model} on {info['description']}")
     with StageOutputs() as out:
         write_evaluation(out, name, evaluation,
-                         [] if predicted is None else confusion_records(test.labels, predicted, spec["class_names"]))
+                         confusion_records(test.labels, predicted, spec["class_names"]))
         for metric, figure in figures.items():
             out.figure(f"plots/{name}/{metric}.png", figure)
     print(f"{name}: diverged" if evaluation["diverged"] else

@@ -6,15 +6,13 @@ report's CNN3 at lr 1e-8, 0.01 and 10) or `--study batch` (params
 `train`. Writes metrics/mri_<study>_study.json (the best run and how many
 diverged) and plots/mri_<study>_study/{table.csv (one row per run: accuracies,
 macro-F1, every class's recall, seconds; a diverged run's scores are empty),
-history_train_accuracy.csv and history_test_accuracy.csv (per epoch, a column
-per run), curves.png}.
+history.csv (a row per run and epoch: train and test loss and accuracy; a
+diverged run's last row marks the epoch it diverged at), curves.png}.
 """
 from __future__ import annotations
 
 import sys
 import time
-
-import pandas as pd
 
 from nnlab import plotting
 from nnlab.cli import Progress, run, stage_parser
@@ -22,12 +20,12 @@ from nnlab.datasets import mri
 from nnlab.io import StageOutputs
 from nnlab.models import mri_nets
 from nnlab.params import learning_rate, load_params, seed, train_settings
-from nnlab.results import study_summary, wide_history
+from nnlab.results import long_history, study_summary
 from nnlab.runtime import torch_device
 from nnlab.torch_train import CLASS_WEIGHTS, run_metrics
 
 DATA_DIR = "data/mri/normalized"
-HISTORY_COLUMNS = ["run", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+SCORES = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
 
 
 def run_settings(study: str, params, cfg) -> dict[str, dict]:
@@ -63,7 +61,7 @@ def main(argv=None) -> None:
         key = "batch_size" if args.study == "lr" else "batch_sizes"
         raise cfg.fail(key, largest, f"larger than the {len(train)} training samples")
 
-    table, histories = [], {}
+    table, histories, diverged_at = [], {}, {}
     progress = Progress(len(settings), name, unit="run", lines_on_terminal=True)
     for label, options in settings.items():
         started = time.perf_counter()
@@ -76,28 +74,19 @@ def main(argv=None) -> None:
                       "test_accuracy": test_scores["accuracy"], "test_macro_f1": test_scores["macro_f1"],
                       **{f"test_recall_{name}": recall for name, recall in test_scores["recall"].items()},
                       "seconds": time.perf_counter() - started})
-        if result.history:   # a run that diverged in its first epoch has no curve: no empty column
-            histories[label] = result.history
+        histories[label], diverged_at[label] = result.history, result.diverged_at
         progress.update()
         progress.report(label, diverged=evaluation["diverged"], test_accuracy=test_scores["accuracy"])
     progress.close()
 
-    history_frame = pd.DataFrame([{"run": label, **row} for label, rows in histories.items() for row in rows],
-                                 columns=HISTORY_COLUMNS)
+    history = long_history(histories, diverged_at, "epoch", SCORES)
     with StageOutputs() as out:
         out.json(f"metrics/{name}.json", study_summary(table, "run", source=info["source"]))
         out.csv(f"plots/{name}/table.csv", table)
-        for column in ("train_accuracy", "test_accuracy"):
-            out.csv(f"plots/{name}/history_{column}.csv", wide_history(histories, "epoch", column))
-        out.figure(f"plots/{name}/curves.png", study_figure(history_frame, settings,
-                   f"{model}: test accuracy per epoch, {info['description']}"))
-
-
-def study_figure(history: pd.DataFrame, settings: dict, title: str):
-    """Test accuracy per epoch, a line per run; diverged runs (no rows) are named in the legend."""
-    runs = {label: (rows["epoch"], rows["test_accuracy"]) if not rows.empty else None
-            for label, rows in ((label, history[history["run"] == label]) for label in settings)}
-    return plotting.run_curves(runs, title=title, xlabel="epoch", ylabel="test accuracy")
+        out.csv(f"plots/{name}/history.csv", history)
+        out.figure(f"plots/{name}/curves.png", plotting.run_curves(
+            history, "epoch", "test_accuracy", title=f"{model}: test accuracy per epoch, {info['description']}",
+            ylabel="test accuracy"))
 
 
 if __name__ == "__main__":

@@ -103,11 +103,12 @@ def test_predict_on_real_samples(baseline, shared_data, tmp_path):
     Image.fromarray(digits[0]).save(tmp_path / "digit.png")
     (prediction,) = predict(baseline.path, "mnist", str(tmp_path / "digit.png"))
     assert prediction["label"] in [str(d) for d in range(10)]
-    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
+    assert max(prediction["scores"], key=prediction["scores"].get) == prediction["label"]
 
     slice_path = next((shared_data / "alzheimer" / "Alzheimer_s Dataset" / "test" / "NonDemented").glob("*.jpg"))
     result = subprocess.run([stage_python(), "-m", "nnlab.predict", "mri", str(slice_path)], cwd=baseline.path,
                             capture_output=True, text=True, env={**venv_env(), "PYTHONPATH": str(ROOT)}, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"error: {slice_path}: image is 176x208 (W x H), expected 36x40"
+    assert result.stderr.strip().startswith(f"error: {slice_path}: image is 176x208 (W x H), expected 36x40: "
+                                            "models/mri_cnn_improved was trained on synthetic 36x40 slices")
     assert np.asarray(Image.open(slice_path)).shape == (208, 176)

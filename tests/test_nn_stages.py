@@ -10,6 +10,7 @@ import yaml
 
 from conftest import deep_merge, default_params, tiny_overrides
 from nnlab.cli import run
+from nnlab.metrics import NO_PREDICTION
 from nnlab.params import Section
 from nnlab.results import check_model_evaluation, check_model_metrics
 from stages import batch_study, bce_moons, evaluate_2d, generate, mlp_moons
@@ -121,7 +122,9 @@ def test_diverged_run_writes_nulls(workdir, monkeypatch, capsys):
     evaluation = read_evaluation(workdir, "mlp_moons")
     assert evaluation["diverged_at"] <= 100
     assert evaluation["train"] == {"loss": None, "accuracy": None} and evaluation["test"]["accuracy"] is None
-    assert json.loads((workdir / "plots/mlp_moons/confusion.json").read_text()) == []
+    # The confusion plot is still drawn: every test point in the "none: diverged" column.
+    confusion = json.loads((workdir / "plots/mlp_moons/confusion.json").read_text())
+    assert confusion and {record["predicted"] for record in confusion} == {NO_PREDICTION}
 
 
 @pytest.mark.parametrize("name, override, key", [

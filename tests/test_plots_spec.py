@@ -1,7 +1,7 @@
 """Every plot that dvc.yaml declares draws what it says, checked on the default pipeline's
 committed outputs: its file is there and not empty, its template and axes are the intended
-ones and name columns the file holds, every classifier has its confusion plot, and every
-history draws train and test accuracy per epoch (or step), a study's a column per run."""
+ones and name columns the file holds, every classifier has its full confusion plot, and every
+history draws train and test accuracy per epoch (or step), a study's in long form with every run."""
 from __future__ import annotations
 
 import csv
@@ -19,9 +19,11 @@ from test_dvc_deps import expanded_stages, load_dvc_yaml
 # Every classifier's evaluate stage writes plots/<model>/confusion.json.
 CLASSIFIERS = ("perceptron", "mlp_moons", "bce_moons", "tanh_mlp", "mnist_linear", "mnist_torch", "imdb_train",
                "imdb_tuned", "imdb_logreg", "mri_simple_nn1", "mri_simple_nn2", "mri_cnn1", "mri_cnn_improved")
-# DVC's templates that draw one y field against one x field; confusion is drawn from records.
-TEMPLATES = {"linear", "simple", "scatter", "smooth", "bar_horizontal", "bar_horizontal_sorted",
-             "confusion", "confusion_normalized"}
+# DVC's templates and ours (nnlab/vega_templates.py) that draw y fields against an x field;
+# confusion is drawn from records.
+TEMPLATES = {"linear", "simple", "scatter", "smooth", "lines", "lines_log", "scatter_log_x", "bars",
+             "confusion_full", "confusion_full_normalized"}
+TEMPLATE_DIR = ROOT / ".dvc" / "plots"
 IMAGE = ".png"
 X_OF_HISTORY = ("epoch", "step")
 
@@ -85,7 +87,7 @@ def test_every_classifier_has_its_confusion_plot():
         props = plots.get(f"plots/{model}/confusion.json")
         assert props is not None, f"{model}: no confusion plot"
         # Report 001's classes are 50/35/14/1 %: only rates per actual class show the small ones.
-        template = "confusion_normalized" if model.startswith("mri_") else "confusion"
+        template = "confusion_full_normalized" if model.startswith("mri_") else "confusion_full"
         assert (props.get("template"), props.get("x"), props.get("y")) == (template, "actual", "predicted"), model
 
 
@@ -100,36 +102,44 @@ def history_columns() -> dict[str, set[str]]:
     return drawn
 
 
-def is_wide(file: str) -> bool:
-    """A study's history_<score>.csv: a column per run, no score columns of its own."""
-    return "test_accuracy" not in read_rows(ROOT / file)[0]
+def is_long(file: str) -> bool:
+    """A study's history.csv: a row per run and epoch (nnlab.results.long_history)."""
+    return {"run", "status"} <= set(read_rows(ROOT / file)[0])
 
 
 def test_every_run_history_draws_train_and_test_accuracy():
     for file, columns in history_columns().items():
-        if not is_wide(file):
+        if not is_long(file):
             assert {"train_accuracy", "test_accuracy"} <= columns, f"{file} draws only {sorted(columns)}"
 
 
-def test_every_study_history_is_wide_and_draws_train_and_test_accuracy():
-    """A study's history_<score>.csv holds the epoch and a column per run; every run is drawn."""
-    wide = {file: columns for file, columns in history_columns().items() if is_wide(file)}
-    assert wide, "no study draws a wide history"
-    for file, columns in wide.items():
-        runs = set(read_rows(ROOT / file)[0]) - set(X_OF_HISTORY)
-        assert columns == runs, f"{file}: draws {sorted(columns)} of its runs {sorted(runs)}"
-    for folder in {str(Path(file).parent) for file in wide}:
-        assert {f"{folder}/history_train_accuracy.csv", f"{folder}/history_test_accuracy.csv"} <= set(wide), folder
+def test_every_study_history_is_long_and_holds_every_run_of_its_table():
+    """A study's history.csv holds a row per run and epoch, whatever runs params.yaml asks for, so no
+    declared column can go missing; every run of table.csv is in it, and train and test accuracy are drawn."""
+    long = {file: columns for file, columns in history_columns().items() if is_long(file)}
+    assert long, "no study draws a long history"
+    for file, columns in long.items():
+        assert {"train_accuracy", "test_accuracy"} <= columns, file
+        table = read_rows(ROOT / Path(file).parent / "table.csv")
+        run_column = next(iter(table[0]))
+        assert {row[run_column] for row in table} == {row["run"] for row in read_rows(ROOT / file)}, file
 
 
-def fingerprint(spec: dict) -> tuple:
-    """A vega-lite spec's mark types and computed fields, which tell DVC's templates apart
-    (the normalised confusion divides by the row's sum, the plain one by the largest count)."""
+# What DVC adds to every data point, and encodes in place of its anchors.
+DVC_FIELDS = {"rev", "filename", "field"}
+
+
+def fingerprint(spec: dict, *own: str) -> tuple:
+    """A vega-lite spec's mark types, scale types and the fields it computes and encodes, which tell
+    the templates apart (a normalised confusion colours by a rate, a plain one by a count; a log
+    chart has a log scale); the plot's ``own`` fields, which DVC fills in for the template's anchors,
+    are left out."""
     text = json.dumps({key: value for key, value in spec.items() if key not in ("data", "title")})
     marks = set(re.findall(r'"mark": (?:\{"type": )?"(\w+)"', text))
-    computed = {expression for expression in re.findall(r'"calculate": "([^"]*)"', text)
-                if "<DVC_" not in expression and "datum.rev" not in expression}
-    return sorted(marks), sorted(computed)
+    fields = {name for name in re.findall(r'"(?:as|field)": "([^"]*)"', text)
+              if "<DVC_" not in name and "::" not in name} - set(own) - DVC_FIELDS
+    scales = set(re.findall(r'"scale": \{"type": "(\w+)"', text))
+    return sorted(marks), sorted(scales), sorted(fields)
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +157,11 @@ def drawn_and_declared_series(values: list[dict], name: str, props: dict) -> tup
     """``{series: its y values}`` of a rendered plot (a series per y column, or per file, or the
     one), and the series dvc.yaml declares for it."""
     files = sources(name, props)
-    if any("field" in value for value in values):
+    if len({value.get("field") for value in values}) > 1:
         drawn = {key: [v["dvc_inferred_y_value"] for v in values if v["field"] == key]
                  for key in {v["field"] for v in values}}
         return drawn, {column for columns in files.values() for column in columns}
-    if any("filename" in value for value in values):
+    if len(files) > 1:
         drawn = {file: [v[columns[0]] for v in values if file.endswith(v["filename"])]
                  for file, columns in files.items()}
         return {file: ys for file, ys in drawn.items() if ys}, set(files)
@@ -169,7 +179,9 @@ def test_dvc_plots_show_draws_every_plot_as_declared(rendered, name, props):
     assert renderer["type"] == "vega", name
     spec = renderer["content"]
     template = props.get("template", "linear")
-    assert fingerprint(spec) == fingerprint(get_template(template).content), f"{name} is not drawn as {template}"
+    own = (props["x"], "dvc_inferred_y_value", *(c for columns in sources(name, props).values() for c in columns))
+    assert fingerprint(spec, *own) == fingerprint(get_template(template, str(TEMPLATE_DIR)).content, *own), \
+        f"{name} is not drawn as {template}"
     assert f'"field": "{props["x"]}"' in json.dumps(spec), f"{name}: x is not {props['x']}"
     values = spec["data"]["values"]
     assert values, f"{name} has no data"

@@ -93,8 +93,12 @@ def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     return files, empty_folders
 
 
+class SliceSizeError(ValueError):
+    """A slice of another size than the data set's (a Kaggle slice against a model of synthetic slices)."""
+
+
 def decode_slice(path: Path, height: int, width: int) -> np.ndarray:
-    """The image as uint8 (H, W); raises ValueError with the reason when unusable."""
+    """The image as uint8 (H, W); raises ValueError with the reason when unusable (SliceSizeError for its size)."""
     import warnings
 
     from PIL import Image, ImageMode, UnidentifiedImageError
@@ -105,7 +109,7 @@ def decode_slice(path: Path, height: int, width: int) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 if image.size != (width, height):
-                    raise ValueError(f"image is {image.size[0]}x{image.size[1]} (W x H), expected {width}x{height}")
+                    raise SliceSizeError(f"image is {image.size[0]}x{image.size[1]} (W x H), expected {width}x{height}")
                 if ImageMode.getmode(image.mode).typestr not in EIGHT_BIT_TYPES:
                     raise ValueError(f"{image.mode} image: more than 8 bits per pixel, which 8-bit grey would clip;"
                                      f" save it as 8-bit grayscale")

@@ -45,3 +45,16 @@ def save_model(directory: Path, model, *, source: str) -> None:
     artifacts.save_arrays(directory, {"coef": model.coef_, "intercept": model.intercept_})
     artifacts.write_spec(directory, KIND, classes=list(CLASSES), source=source, params=model.get_params(),
                          iterations=int(np.max(model.n_iter_)))
+
+
+def load_model(directory: str | Path, stage: str = KIND):
+    """The classifier :func:`save_model` wrote, rebuilt so that ``predict_proba`` gives what the fitted one
+    gave, and its spec."""
+    from sklearn.linear_model import LogisticRegression
+
+    spec = artifacts.read_spec(directory, KIND, stage)
+    arrays = artifacts.load_arrays(directory)
+    model = LogisticRegression(**spec["params"])
+    model.coef_, model.intercept_ = arrays["coef"], arrays["intercept"]
+    model.classes_ = np.arange(len(spec["classes"]))
+    return model, spec
