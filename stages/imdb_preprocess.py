@@ -89,7 +89,8 @@ def main(argv=None) -> None:
         raise DataError(f"TF-IDF features outside [0, 1]: {stats['features']}")
     shown = samples(raw["train"], cleaned["train"], labels["train"], sample_seed)
     count_rows = [{"split": s, "sentiment": k, "count": v} for s, c in counts.items() for k, v in c.items()]
-    figure = plotting.bar_chart(counts, title="IMDB reviews per class", ylabel="reviews")
+    figure = plotting.bar_chart(counts, title=f"IMDB reviews per class: {imdb.describe(source, len(table))}",
+                                ylabel="reviews")
 
     with StageOutputs() as out:
         features = out.directory(FEATURES)

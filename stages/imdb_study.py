@@ -91,6 +91,7 @@ def main(argv=None) -> None:
         delayed(train_variant)(name, config, data, source, run_seed, device, threads)
         for name, config in variants.items())
     results = dict(zip(variants, runs))
+    described = imdb.describe(source, data[0].shape[0] + data[2].shape[0])
 
     table = []
     references = load_references(Path(REFERENCES))
@@ -108,12 +109,13 @@ def main(argv=None) -> None:
     accuracy_figure = plotting.bar_chart(
         {row["variant"]: {"ours": "diverged" if row["diverged"] else row["test_accuracy"],
                           "report": row["report_test_accuracy"] or "not run"}
-         for row in table}, title="IMDB classifier variants: test accuracy", ylabel="accuracy", width_inches=10)
+         for row in table}, title=f"IMDB classifier variants: test accuracy\n{described}", ylabel="accuracy",
+        width_inches=10)
     epochs = list(range(1, base.epochs + 1))
     loss_figure = plotting.curves(
         epochs, {name: [h["train_loss"] for h in r["history"]] + [None] * (len(epochs) - len(r["history"]))
                  for name, r in results.items()},
-        title="IMDB classifier variants: train loss", xlabel="epoch", ylabel="BCE loss")
+        title=f"{described}\nIMDB classifier variants: train loss", xlabel="epoch", ylabel="BCE loss")
 
     with StageOutputs() as out:
         out.json(METRICS, study_summary(table, "variant"))
