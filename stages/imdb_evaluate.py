@@ -39,9 +39,10 @@ def main(argv=None) -> None:
     evaluation, probabilities = sentiment.run_metrics(training, spec["source"], X_train, y_train, X_test, y_test,
                                                       torch.device("cpu"))
     config = spec["config"]
+    described = imdb.describe(spec["source"], X_train.shape[0] + X_test.shape[0])
     figures = plotting.split_curves(
         history, x="epoch", metrics=("loss", "accuracy"),
-        title=f"IMDB classifier ({config['activation']}, {config['optimizer']} lr {config['lr']:g}, "
+        title=f"{described}\nIMDB classifier ({config['activation']}, {config['optimizer']} lr {config['lr']:g}, "
               f"batch {config['batch_size']})")
     with StageOutputs() as out:
         predicted = None if probabilities is None else (probabilities >= 0.5).astype(int)

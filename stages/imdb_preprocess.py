@@ -66,6 +66,9 @@ def main(argv=None) -> None:
     cfg = params.section("preprocess")
     config = cleaning_config(cfg)
     max_features = cfg.int("max_features", min=1)
+    # Word pairs of 40,000 reviews make a vocabulary of millions before max_features prunes it; triples, more.
+    ngram_max = cfg.int("ngram_max", min=1, max=2)
+    sublinear_tf = cfg.bool("sublinear_tf")
     n_jobs = cfg.int("n_jobs", min=1)
     sample_seed = cfg.int("sample_seed", min=0)
     cfg.check_all_used()
@@ -78,7 +81,8 @@ def main(argv=None) -> None:
     labels = {split: imdb.encode_labels(part["sentiment"]).to_numpy() for split, part in parts.items()}
     raw = {split: part["review"].tolist() for split, part in parts.items()}
     cleaned = {split: clean_texts(texts, config, n_jobs=n_jobs) for split, texts in raw.items()}
-    X_train, X_test, vectorizer = tfidf_features(cleaned["train"], cleaned["test"], max_features)
+    X_train, X_test, vectorizer = tfidf_features(cleaned["train"], cleaned["test"], max_features,
+                                                 ngram_max=ngram_max, sublinear_tf=sublinear_tf)
     vocabulary = vectorizer.get_feature_names_out()
 
     counts = {split: {"negative": int((y == 0).sum()), "positive": int((y == 1).sum())}
@@ -89,7 +93,8 @@ def main(argv=None) -> None:
         raise DataError(f"TF-IDF features outside [0, 1]: {stats['features']}")
     shown = samples(raw["train"], cleaned["train"], labels["train"], sample_seed)
     count_rows = [{"split": split, **by_class} for split, by_class in counts.items()]   # a column per class
-    figure = plotting.bar_chart(counts, title="IMDB reviews per class", ylabel="reviews")
+    figure = plotting.bar_chart(counts, title=f"IMDB reviews per class: {imdb.describe(source, len(table))}",
+                                ylabel="reviews")
 
     with StageOutputs() as out:
         features = out.directory(FEATURES)

@@ -93,6 +93,7 @@ def main(argv=None) -> None:
         delayed(train_variant)(name, config, data, source, run_seed, device, threads)
         for name, config in variants.items())
     results = dict(zip(variants, runs))
+    described = imdb.describe(source, data[0].shape[0] + data[2].shape[0])
 
     table = []
     references = load_references(Path(REFERENCES))
@@ -110,9 +111,10 @@ def main(argv=None) -> None:
     accuracy_figure = plotting.bar_chart(
         {row["variant"]: {"ours": "diverged" if row["diverged"] else row["test_accuracy"],
                           "report": row["report_test_accuracy"] or "not run"}
-         for row in table}, title="IMDB classifier variants: test accuracy", ylabel="accuracy", width_inches=10)
-    loss_figure = plotting.run_curves(history, "epoch", "train_loss", title="IMDB classifier variants: train loss",
-                                      ylabel="BCE loss")
+         for row in table}, title=f"IMDB classifier variants: test accuracy\n{described}", ylabel="accuracy",
+        width_inches=10)
+    loss_figure = plotting.run_curves(history, "epoch", "train_loss",
+                                      title=f"IMDB classifier variants: train loss\n{described}", ylabel="BCE loss")
 
     with StageOutputs() as out:
         out.json(METRICS, study_summary(table, "variant", source=source))

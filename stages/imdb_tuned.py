@@ -73,7 +73,8 @@ def main(argv=None) -> None:
         [row["epoch"] for row in validation_history],
         {f"{split} accuracy": [row[f"{split}_accuracy"] for row in validation_history]
          for split in ("train", "validation")},
-        title=f"IMDB classifier, validation run ({config.optimizer}, lr {config.lr:g}): epoch {epochs} chosen",
+        title=f"{imdb.describe(source, X_train.shape[0] + X_test.shape[0])}\n"
+              f"IMDB classifier, validation run ({config.optimizer}, lr {config.lr:g}): epoch {epochs} chosen",
         xlabel="epoch", ylabel="accuracy")
     with StageOutputs() as out:
         sentiment.save_model(out.directory(MODEL), training, final_config, n_features=X_train.shape[1],

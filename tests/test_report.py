@@ -33,6 +33,13 @@ def test_synthetic_data_is_never_comparable(tmp_path):
     assert "SYNTHETIC" in row["data"] and "SYNTHETIC" in render([row])
 
 
+def test_the_embedded_subset_is_real_but_not_compared_with_the_reports_50k(tmp_path):
+    write_metrics(tmp_path, 0.9)
+    row = rows_for(tmp_path, "imdb", "embedded")[0]
+    assert row["data"] == "real IMDB reviews, 4,000-review subset (aclImdb train split)"
+    assert row["report"] == "89.2%" and row["difference"].startswith("not comparable: another data size")
+
+
 def test_diverged_value_is_shown_as_null(tmp_path):
     write_metrics(tmp_path, None)
     row = rows_for(tmp_path, "mnist", "embedded")[0]

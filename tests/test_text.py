@@ -79,3 +79,19 @@ def test_tfidf_is_fitted_on_train_only():
     assert "testonlyword" not in vocabulary
     assert X_train.shape[1] == X_test.shape[1] == len(vocabulary)
     assert feature_range_check(X_train, X_test)["in_unit_interval"]
+
+
+def test_word_pairs_and_sublinear_counts_survive_saving_the_features(tmp_path):
+    """A saved TF-IDF of word pairs, read back as predict reads it, makes the same features (a reader that
+    dropped the pairs would silently score new reviews on single words)."""
+    from nnlab.text import TextFeatures
+
+    config = dataclasses.replace(OFF, lowercase=True)
+    train = ["not good not good not good", "good film", "bad film not bad"]
+    X_train, _, vectorizer = tfidf_features(train, ["x"], 100, ngram_max=2, sublinear_tf=True)
+    assert {"not good", "good film"} <= set(vectorizer.get_feature_names_out())
+    TextFeatures(config, vectorizer).save(tmp_path, "embedded")
+    again = TextFeatures.load(tmp_path)
+    assert (again(train) != X_train).nnz == 0
+    plain, _, _ = tfidf_features(train, ["x"], 100, ngram_max=2)
+    assert (plain != X_train).nnz > 0   # sublinear counts weigh the repeated pair less

@@ -1,6 +1,9 @@
-"""Movie reviews labelled positive/negative, from one of three sources (report 000 §2).
+"""Movie reviews labelled positive/negative, from one of four sources (report 000 §2).
 
-- ``synthetic``: :mod:`nnlab.datasets.reviews_synthetic` (offline default);
+- ``embedded``: 4,000 real reviews of aclImdb's train split, committed to git
+  (:data:`EMBEDDED`, drawn by :mod:`nnlab.datasets.imdb_subset`, checked against
+  :data:`EMBEDDED_SHA256`): the offline default;
+- ``synthetic``: :mod:`nnlab.datasets.reviews_synthetic`, generated reviews;
 - ``aclimdb``: the Stanford Large Movie Review Dataset v1, from a local tarball,
   its extracted folder, or downloaded with its pinned MD5;
 - ``csv``: a file with columns ``review,sentiment`` (the Kaggle form).
@@ -29,7 +32,9 @@ import pandas as pd
 
 from nnlab.errors import DataError, ParamError
 
-SOURCES = ("synthetic", "aclimdb", "csv")
+SOURCES = ("embedded", "synthetic", "aclimdb", "csv")
+EMBEDDED = "data/imdb/embedded/aclImdb_subset.csv.xz"
+EMBEDDED_SHA256 = "60bf8aa66e73131dfd5e870d2888db7f03be9d919892aace6b1badf7e678d518"
 ACLIMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 ACLIMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 ACLIMDB_BYTES = 84_125_825
@@ -131,6 +136,33 @@ def read_aclimdb_folder(path: str | Path, max_review_bytes: int = MAX_REVIEW_BYT
             raise _too_long(size, str(file), max_review_bytes)
         rows.append(_review_row(relative, _decode(target.read_bytes(), str(file))))
     return _finish_aclimdb(rows, path)
+
+
+def read_embedded(path: str | Path = EMBEDDED, sha256: str = EMBEDDED_SHA256) -> pd.DataFrame:
+    """The committed aclImdb subset (columns ``id, rating, sentiment, review``), once its bytes
+    have the sha256 it was committed with."""
+    import io
+    import lzma
+
+    path = Path(path)
+    restore = f"restore the committed file with `git checkout -- {path}`"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found: {restore}") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != sha256:
+        raise DataError(f"{path}: sha256 {digest}, expected {sha256}: not the committed subset; {restore}")
+    return pd.read_csv(io.BytesIO(lzma.decompress(raw)), dtype={"review": str, "sentiment": str},
+                       keep_default_na=False)
+
+
+def describe(source: str, n_reviews: int) -> str:
+    """What ``n_reviews`` reviews from ``source`` are, as figure titles and data stats name them."""
+    return {"embedded": f"real IMDB reviews, {n_reviews:,}-review subset",
+            "synthetic": f"SYNTHETIC reviews (not the IMDB data), {n_reviews:,}",
+            "aclimdb": f"real IMDB reviews (aclImdb), {n_reviews:,}",
+            "csv": f"reviews of a CSV file, {n_reviews:,}"}[source]
 
 
 def _md5(path: Path) -> str:
