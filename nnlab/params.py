@@ -14,6 +14,8 @@ file, the dotted key and the offending value, e.g.
 """
 from __future__ import annotations
 
+import copy
+
 import math
 import os
 import re
@@ -96,6 +98,10 @@ class Section:
 
     def keys(self) -> list[str]:
         return list(self._data)
+
+    def as_dict(self) -> dict:
+        """The section's values as read, for a stage that passes them on whole (the report)."""
+        return copy.deepcopy(self._data)
 
     def section(self, key: str) -> "Section":
         value = self._raw(key)
