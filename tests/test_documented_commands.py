@@ -405,7 +405,7 @@ def test_documented_commands_run(baseline, tmp_path):
             if problems:
                 failures.append(f"{command.source}: {command.text}\n  ({line})\n  " + "\n  ".join(problems))
         else:
-            result = run(line, repo, timeout=300)
+            result = run(line, repo, timeout=900)
             if result.returncode:
                 failures.append(f"{command.source}: {command.text}\n  ran: {line}\n  exit {result.returncode}\n"
                                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
