@@ -14,6 +14,8 @@ file, the dotted key and the offending value, e.g.
 """
 from __future__ import annotations
 
+import copy
+
 import math
 import os
 import re
@@ -97,6 +99,10 @@ class Section:
     def keys(self) -> list[str]:
         return list(self._data)
 
+    def as_dict(self) -> dict:
+        """The section's values as read, for a stage that passes them on whole (the report)."""
+        return copy.deepcopy(self._data)
+
     def section(self, key: str) -> "Section":
         value = self._raw(key)
         if not isinstance(value, dict):
@@ -150,6 +156,11 @@ class Section:
             raise self.fail(key, value, "must be > 0")
         _check_range(self, key, value, min, max)
         return value
+
+    def optional_int(self, key: str, **kwargs) -> int | None:
+        if self._raw(key, None) is None:
+            return None
+        return self.int(key, **kwargs)
 
     def optional_float(self, key: str, **kwargs) -> float | None:
         if self._raw(key, None) is None:
@@ -325,9 +336,14 @@ def learning_rate(params: Section, model: Section) -> float:
     return train_settings(params).lr
 
 
-def seed(params: Section) -> int:
-    """The shared ``train.seed``."""
-    return train_settings(params).seed
+def seed(params: Section, model: Section | None = None) -> int:
+    """The model's own ``seed`` when it has one that is not null, else the shared ``train.seed``.
+
+    A model's own seed lets ``dvc exp run -S mlp_moons.seed=4`` retrain that model alone, where
+    ``-S train.seed=4`` moves every seeded stage.
+    """
+    own = model.optional_int("seed", min=0) if model is not None else None
+    return train_settings(params).seed if own is None else own
 
 
 def sgd_settings(params: Section, cfg: Section) -> dict:

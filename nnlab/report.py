@@ -1,11 +1,12 @@
 """The results report: every headline figure of ours beside the source report's.
 
 Rows come from ``references.yaml``. Each names where our figure is (a
-metrics file and its key path, or a study table, the row and the column)
-and the dataset it was computed on; the data source (from
-params ``data``) decides whether the figure is comparable with the report's.
-A figure computed on synthetic stand-in data, or on a subset of another size
-than the report's data, is never given a difference.
+metrics file and its key path, or a study table, the row and the column),
+the dataset it was computed on, the settings that label it (read from the
+parameters the run used, or from the table row), and whether the report's
+protocol matches ours (``comparable``). A difference is given only where the
+data source (params ``data``), the protocol and the report's settings all
+match: never for a figure on synthetic stand-in data.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import yaml
 
 from nnlab.errors import DataError
 
-SYNTHETIC = "synthetic data"
 # dataset -> {source: (label, why a figure on it is not comparable with the report's, or None)}
 SOURCES = {
     "generated": {None: ("generated (same recipe as the report, another draw)", None)},
@@ -27,15 +27,16 @@ SOURCES = {
               "download": ("real MNIST (downloaded)", None)},
     "imdb": {"embedded": ("real IMDB reviews, 4,000-review subset (aclImdb train split)",
                           "another data size (3,200 training reviews, the report's 40,000)"),
-             "synthetic": ("SYNTHETIC reviews (not the IMDB data)", SYNTHETIC),
+             "synthetic": ("SYNTHETIC reviews (not the IMDB data)", "synthetic data"),
              "aclimdb": ("real IMDB (aclImdb)", None),
              "csv": ("real reviews (CSV)", None)},
-    "mri": {"synthetic": ("SYNTHETIC phantom slices (not the MRI data)", SYNTHETIC),
+    "mri": {"synthetic": ("SYNTHETIC phantom slices (not the MRI data)", "synthetic data"),
             "folder": ("real Kaggle MRI slices", None)},
 }
 
 
 def data_source(dataset: str, data_params: dict) -> tuple[str, str | None]:
+    """(the label of the data behind a figure, why it is not comparable or None)."""
     if dataset not in SOURCES:
         raise DataError(f"references.yaml: unknown dataset {dataset!r} (one of {', '.join(SOURCES)})")
     if dataset == "generated":
@@ -84,7 +85,9 @@ def _same(cell: str, wanted) -> bool:
     return cell == str(wanted)
 
 
-def _table_lookup(file: str, keys: list, root: Path):
+def _table_row(ours: list, root: Path) -> dict | None:
+    """The row of a study table that ``[file, {column: value}, column]`` picks (None: no row)."""
+    file, *keys = ours
     if len(keys) != 2 or not isinstance(keys[0], dict):
         raise DataError(f"references.yaml: {file}: expected [table, {{column: value}}, column], got {keys}")
     where, column = keys
@@ -97,9 +100,15 @@ def _table_lookup(file: str, keys: list, root: Path):
     matches = [row for row in rows if all(_same(row.get(str(key), ""), value) for key, value in where.items())]
     if len(matches) > 1:
         raise DataError(f"{file}: {len(matches)} rows match {where}, expected one")
-    if not matches:
+    return matches[0] if matches else None
+
+
+def _table_lookup(file: str, keys: list, root: Path):
+    row = _table_row([file, *keys], root)
+    if row is None:
         return NOT_RUN
-    cell = matches[0][column]
+    where, column = keys
+    cell = row[column]
     if cell == "":   # a diverged run's score
         return None
     try:
@@ -130,18 +139,76 @@ def _difference(ours, reference, unit: str) -> str:
     return f"{delta:+.4g}"
 
 
-def build_rows(references: list[dict], data_params: dict, root: Path) -> list[dict]:
+def _param(params: dict, dotted: str):
+    node = params
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            raise DataError(f"references.yaml: settings name {dotted!r}, which params.yaml lacks")
+        node = node[key]
+    return node
+
+
+def _setting(spec, params: dict, row: dict | None):
+    """The value a run used: the first non-null of a list of params keys (a model's own `lr`, then
+    `train.lr`), or ``{column: name}``, a cell of the study table's row."""
+    if isinstance(spec, dict):
+        return None if row is None else _cell_value(row[spec["column"]])
+    keys = spec if isinstance(spec, list) else [spec]
+    return next((value for value in (_param(params, key) for key in keys) if value is not None), None)
+
+
+def _cell_value(cell: str):
+    try:
+        value = float(cell)
+    except ValueError:
+        return cell
+    return int(value) if value.is_integer() else value
+
+
+def _settings_text(settings: dict) -> str:
+    return ", ".join(f"{label} {value:g}" if isinstance(value, float) else f"{label} {value}"
+                     for label, value in settings.items()) or "–"
+
+
+def _same_setting(ours, theirs) -> bool:
+    if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)):
+        return math.isclose(ours, theirs, rel_tol=1e-9)
+    return str(ours) == str(theirs)
+
+
+def why_not_comparable(ref: dict, data_reason: str | None, settings: dict) -> str | None:
+    """Why our figure cannot be set against the report's (None: it can): the data, the
+    reference's own protocol note (``comparable: "..."``), or settings other than the report's."""
+    if data_reason:
+        return data_reason
+    if ref["comparable"] is not True:
+        return str(ref["comparable"])
+    differing = [f"{label} {settings[label]} (report: {theirs})"
+                 for label, theirs in (ref.get("report_settings") or {}).items()
+                 if not _same_setting(settings[label], theirs)]
+    return "other settings: " + ", ".join(differing) if differing else None
+
+
+def build_rows(references: list[dict], params: dict, root: Path) -> list[dict]:
+    """One row per reference. ``params`` is the parameters the run used (params.yaml): the data
+    sources, and the settings that the row labels and the comparison name."""
+    data_params = params.get("data") or {}
     rows = []
     for ref in references:
         unit = ref.get("unit", "fraction")
         ours = lookup(ref["ours"], root)
-        label, not_comparable = data_source(ref["dataset"], data_params)
+        table_row = _table_row(ref["ours"], root) if ref["ours"][0].endswith(".csv") else None
+        settings = {label: _setting(spec, params, table_row) for label, spec in (ref.get("settings") or {}).items()}
+        label, data_reason = data_source(ref["dataset"], data_params)
+        reason = why_not_comparable(ref, data_reason, settings)
+        if ref["report"] is None:
+            reason = "the report gave no figure"
         rows.append({
-            "study": ref["study"], "figure": ref["figure"],
+            "study": ref["study"], "figure": ref["figure"], "settings": _settings_text(settings),
             "ours": _format(ours, unit), "data": label,
             "report": "–" if ref["report"] is None else _format(ref["report"], unit),
-            "difference": _difference(ours, ref["report"], unit) if not_comparable is None
-            else f"not comparable: {not_comparable}",
+            "comparable": "yes" if reason is None else f"no: {reason}",
+            "difference": _difference(ours, ref["report"], unit) if reason is None else "–",
         })
     return rows
 
@@ -150,18 +217,18 @@ def render(rows: list[dict]) -> str:
     lines = [
         "# Results beside the source reports",
         "",
-        "Written by the `report` stage (`dvc repro report`) from `metrics/*.json` and",
-        "`references.yaml`. 'Difference' is ours minus the report's figure; it is left",
-        "out where our figure comes from synthetic stand-in data, which is never",
-        "comparable with a figure measured on the real dataset, or from a subset of",
-        "another size than the report's data (the column says which).",
+        "Written by the `report` stage (`dvc repro report`) from `metrics/*.json`, the study tables,",
+        "`references.yaml` and the parameters the run used. 'Settings' are those parameters;",
+        "'difference' is ours minus the report's figure, given only where the data and the",
+        "protocol match the report's ('comparable' says why not otherwise). A figure on",
+        "synthetic stand-in data is never comparable with one measured on the real dataset.",
         "",
-        "| study | figure | ours | data behind our figure | report | difference |",
-        "|---|---|---|---|---|---|",
+        "| study | figure | settings | ours | data behind our figure | report | comparable | difference |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        lines.append(f"| {row['study']} | {row['figure']} | {row['ours']} | {row['data']} | "
-                     f"{row['report']} | {row['difference']} |")
+        lines.append(f"| {row['study']} | {row['figure']} | {row['settings']} | {row['ours']} | {row['data']} | "
+                     f"{row['report']} | {row['comparable']} | {row['difference']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -178,7 +245,7 @@ def load_references(path: Path) -> list[dict]:
     except (yaml.YAMLError, KeyError, TypeError):
         raise DataError(f"{path}: expected a mapping with a list under 'rows'") from None
     for i, row in enumerate(rows):
-        missing = {"study", "figure", "report", "ours", "dataset"} - set(row)
+        missing = {"study", "figure", "report", "ours", "dataset", "comparable"} - set(row)
         if missing:
             raise DataError(f"{path}: row {i + 1} lacks {', '.join(sorted(missing))}")
     return rows

@@ -4,7 +4,7 @@ Linear - ReLU - ... - Linear to 2 class scores, softmax fused into the
 cross-entropy, plain SGD (full batch by default, as the report's part 2).
 
 Reads data/generated/moons_1000.npz and params `mlp_moons` (+ `train` for the
-seed, and for lr when the section's lr is null); writes models/mlp_moons/ (the
+seed and lr where the section's own are null); writes models/mlp_moons/ (the
 weights and what rebuilds the net) and plots/mlp_moons/history.csv (step, epoch,
 train/test loss and accuracy every `eval_every` steps). Stage
 `evaluate_2d@mlp_moons` scores the saved model.
@@ -35,11 +35,11 @@ def main(argv=None) -> None:
     cfg.batch_size("batch_size", sys.maxsize)  # type and >= 1 now, before reading data; the bound below
     init = cfg.str("init", choices=mlp.INITS)
     init_std = cfg.float("init_std", positive=True)
+    run_seed = seed(params, cfg)
     cfg.check_all_used()
     data = load_split(INPUT)
     batch_size = cfg.batch_size("batch_size", len(data.y_train))
 
-    run_seed = seed(params)
     rng = numpy_rng(run_seed)
     architecture = {"sizes": [data.X_train.shape[1], *hidden, len(CLASSES)], "activation": "relu",
                     "output": None, "loss": "cross_entropy"}

@@ -1,7 +1,8 @@
 """Stage `report`: RESULTS.md, every headline figure beside the source report's.
 
-Reads references.yaml, the metrics files it names, and params `data` (which
-source produced each figure); writes RESULTS.md.
+Reads references.yaml, the metrics files and study tables it names, and the params
+it names: `data` (which source produced each figure) and the settings that label
+each row and decide whether the report's figure is comparable; writes RESULTS.md.
 """
 from __future__ import annotations
 
@@ -16,9 +17,7 @@ from nnlab.report import build_rows, load_references, render
 def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     params = load_params(args.params)
-    data_params = {name: {"source": params.section("data").section(name).str("source")}
-                   for name in ("mnist", "imdb", "mri")}
-    rows = build_rows(load_references(Path("references.yaml")), data_params, Path("."))
+    rows = build_rows(load_references(Path("references.yaml")), params.as_dict(), Path("."))
     with StageOutputs() as out:
         out.text("RESULTS.md", render(rows))
     print(f"RESULTS.md: {len(rows)} figures")

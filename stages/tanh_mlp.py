@@ -1,6 +1,6 @@
 """Stage `tanh_mlp`: train the tanh MLP with hand-written backpropagation on the circles (report 004).
 
-Reads data/generated/circles.npz and params `tanh_mlp` (+ `train.seed`, and
+Reads data/generated/circles.npz and params `tanh_mlp` (+ `train.seed` when its seed is null, and
 `train.lr` when `tanh_mlp.lr` is null); writes models/tanh_mlp/ (the weights,
 the input scaling fitted on the training points, and what rebuilds the net) and
 plots/tanh_mlp/history.csv (losses and accuracies per epoch). Stage
@@ -36,10 +36,10 @@ def main(argv=None) -> None:
     epochs = cfg.int("epochs", min=1)
     init_std = cfg.float("init_std", positive=True)
     standardize = cfg.bool("standardize")
+    run_seed = seed(params, cfg)
     cfg.check_all_used()
     split, _ = load_circles(INPUT)
     batch_size = cfg.batch_size("batch_size", len(split.y_train), allow_full=False)
-    run_seed = seed(params)
     seed_torch(run_seed)
     data = tanh_mlp.CirclesData.from_split(split, standardize=standardize)
     result, = tanh_mlp.train_runs(data, hidden_units=hidden_units, batch_size=batch_size, lrs=[lr],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 pytest.register_assert_rewrite("pipeline_repo")
 from pipeline_repo import clone_workspace, load_strict, metrics_files, run_queue, sh  # noqa: E402
@@ -25,6 +26,7 @@ pytest_plugins = ["pipeline_repo"]
 # imdb_train's model (an artifact nnlab.predict serves) and the metrics scored from it.
 STAGE = "imdb_evaluate"
 GRID = {"fast": 2.0, "slow": 0.001}
+UNCOMMITTED_LOG_EVERY = 7   # a key that changes no output
 
 
 def experiment_runs(repo) -> dict[str, dict]:
@@ -62,8 +64,13 @@ def lab(baseline, tmp_path_factory) -> Lab:
     sh("git", "push", "-q", "hub", "HEAD:main", cwd=repo)
     sh("dvc", "push", cwd=repo)
 
+    # An uncommitted edit in the workspace: docs/experiments.md says queued runs start from it.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["imdb_train"]["log_every"] = UNCOMMITTED_LOG_EVERY
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     grid = ",".join(str(lr) for lr in GRID.values())
     sh("dvc", "exp", "run", "--queue", "-S", f"train.lr={grid}", STAGE, cwd=repo)
+    sh("git", "checkout", "params.yaml", cwd=repo)
     try:
         run_queue(repo, jobs=2)
     finally:
@@ -82,6 +89,14 @@ def test_queued_grid_runs_in_parallel_and_compares(lab):
     table = sh("dvc", "exp", "show", "--only-changed", "--md", cwd=lab.path)
     for name in lab.names.values():
         assert f"[{name}]" in table, table
+
+
+def test_queued_runs_start_from_the_workspace_edits(lab):
+    """What docs/experiments.md measures: a queued run is the last commit plus the workspace's
+    uncommitted edits to tracked files plus its -S changes."""
+    for name in lab.names.values():
+        params = lab.runs[name]["params"]["params.yaml"]["data"]
+        assert params["imdb_train"]["log_every"] == UNCOMMITTED_LOG_EVERY, name
 
 
 def test_applied_experiment_changes_metrics(lab):
