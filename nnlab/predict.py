@@ -1,7 +1,7 @@
 """Apply the workspace's trained models to new input: ``python -m nnlab.predict <dataset> INPUT...``.
 
     python -m nnlab.predict imdb "What a waste of two hours." "Loved every minute"
-    python -m nnlab.predict imdb --model imdb_logreg "Loved every minute"
+    python -m nnlab.predict imdb --model imdb_tuned "Loved every minute"
     python -m nnlab.predict mri path/to/slice.jpg ...          [--model mri_simple_nn2]
     python -m nnlab.predict mnist digit.png ...                [--model mnist_linear]
 
@@ -36,8 +36,9 @@ from nnlab.errors import DataError, NnlabError
 
 Prediction = dict   # {"input", "label", "probabilities" or "scores": {class: value}, "model", "trained_on", "synthetic"}
 
-#: Each dataset's default model, and what its inputs are.
-DEFAULTS = {"imdb": "imdb_train", "mri": "mri_cnn_improved", "mnist": "mnist_torch"}
+#: Each dataset's default model, and what its inputs are. For IMDB the logistic regression: on the
+#: 4,000 embedded reviews the report's SGD net (imdb_train) stays at chance (docs/studies/000.md).
+DEFAULTS = {"imdb": "imdb_logreg", "mri": "mri_cnn_improved", "mnist": "mnist_torch"}
 NOUNS = {"imdb": "IMDB reviews", "mri": "MRI slices", "mnist": "MNIST digits"}
 SYNTHETIC = "synthetic"
 #: What trains the MRI models on the Kaggle slices (docs/real-data.md).

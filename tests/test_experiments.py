@@ -114,7 +114,7 @@ def test_exp_apply_brings_back_the_model_that_predict_uses(lab):
         sh("dvc", "exp", "apply", lab.names[label], cwd=lab.path)
         spec = json.loads((lab.path / "models/imdb_train/spec.json").read_text())
         assert spec["config"]["lr"] == lr
-        seen[label] = predict(lab.path, "imdb", *REVIEWS)
+        seen[label] = predict(lab.path, "imdb", "--model", "imdb_train", *REVIEWS)
         assert [p["input"] for p in seen[label]] == REVIEWS
     assert seen["slow"] != seen["fast"], "two experiments' models predicted the same"
 

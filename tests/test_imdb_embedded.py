@@ -4,13 +4,15 @@ params train on it."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, SHARED_DATA, default_params, deep_merge, run_stage
+from conftest import ROOT, SHARED_DATA, default_params, deep_merge, run_stage, stage_python, venv_env
 from nnlab.datasets import imdb, imdb_subset
 from nnlab.errors import DataError
 
@@ -97,18 +99,16 @@ def test_readme_examples_get_the_right_sentiment_from_the_default_models(tmp_pat
     """The README's `python -m nnlab.predict imdb` examples, on the features and the logistic regression
     that the default params fit on the embedded reviews (seconds). The report's SGD net
     (imdb_train) stays at chance on 3,200 reviews and imdb_tuned is a coin flip on "Loved every
-    minute" (docs/studies/000.md), so the linear model is the one that answers them."""
-    from nnlab import artifacts
-    from nnlab.text import TextFeatures
-
+    minute" (docs/studies/000.md), so the linear model is predict's default for IMDB."""
     (tmp_path / imdb.EMBEDDED).parent.mkdir(parents=True)
     shutil.copy(ROOT / imdb.EMBEDDED, tmp_path / imdb.EMBEDDED)
     params = deep_merge(default_params(), {"preprocess": {"n_jobs": 1}})   # the same features, one process
     for stage in ("imdb_data", "imdb_preprocess", "imdb_logreg"):
         result = run_stage(stage, params, tmp_path)
         assert result.returncode == 0, result.stderr
-    features = TextFeatures.load(tmp_path / "models/imdb_tfidf")
-    weights = artifacts.load_arrays(tmp_path / "models/imdb_logreg")
-    scores = features(list(README_EXAMPLES)) @ weights["coef"].T + weights["intercept"]
-    labels = dict(zip(README_EXAMPLES, [imdb.SENTIMENTS[int(s > 0)] for s in scores.ravel()]))
-    assert labels == README_EXAMPLES
+    result = subprocess.run([stage_python(), "-m", "nnlab.predict", "imdb", "--json", *README_EXAMPLES], cwd=tmp_path,
+                            env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {answer["input"]: answer["label"] for answer in answers} == README_EXAMPLES
+    assert {answer["model"] for answer in answers} == {"imdb_logreg"} and not any(a["synthetic"] for a in answers)

@@ -43,8 +43,10 @@ def test_readme_reviews_name_the_model_and_its_data_on_every_line(baseline, mode
 def test_json_carries_the_model_and_its_data(baseline):
     result = predict(baseline.path, "imdb", "--json", REVIEWS[0])
     (answer,) = map(json.loads, result.stdout.splitlines())
-    source = json.loads((baseline.path / "models/imdb_train/spec.json").read_text())["source"]
-    assert answer["model"] == "imdb_train" and answer["trained_on"] == source
+    from nnlab.predict import DEFAULTS
+
+    source = json.loads((baseline.path / "models" / DEFAULTS["imdb"] / "spec.json").read_text())["source"]
+    assert answer["model"] == DEFAULTS["imdb"] and answer["trained_on"] == source
     assert answer["synthetic"] is (source == "synthetic")
     assert sum(answer["probabilities"].values()) == pytest.approx(1.0)
 
