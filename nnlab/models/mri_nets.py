@@ -172,12 +172,13 @@ def fit_and_refit(name: str, train, validation, test, *, refit: bool, checkpoint
                         **train_options)
     if not refit or result.diverged:
         return model, result
-    from nnlab.torch_train import ArrayDataset
+    from nnlab.torch_train import ArrayDataset, StackedRows
 
-    everything = ArrayDataset(np.concatenate([train.features, validation.features]),
+    everything = ArrayDataset(StackedRows(train.features, validation.features),
                               np.concatenate([train.labels, validation.labels]))
     validation_scores = {row["epoch"]: {key: value for key, value in row.items() if key.startswith("validation_")}
                          for row in result.history}
+    del model   # its weights and gradients would otherwise stay in memory beside the final run's
     model, final = fit(name, everything, test, seed=seed, device=device, checkpoint=final_checkpoint,
                        desc=f"{desc} (final run, train + validation)", **train_options)
     final.history = [{**row, **validation_scores[row["epoch"]]} for row in final.history]
