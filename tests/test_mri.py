@@ -380,3 +380,23 @@ def test_saved_model_predicts_bit_for_bit_the_same(tmp_path):
     with torch.no_grad():
         assert torch.equal(model.eval()(x), loaded(x))
     assert spec["run"] == result.run_record() and spec["source"] == "synthetic"
+
+
+def test_nearest_neighbour_takes_the_class_of_the_most_correlated_slice():
+    from nnlab.models import mri_nearest
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (30, 9, 7), dtype=np.uint8)
+    rows = mri_nearest.unit_rows(images, 2, 4)
+    pooled = images[:, :8, :6].astype(np.float64).reshape(30, 4, 2, 3, 2).mean(axis=(2, 4)).reshape(30, -1)
+    np.testing.assert_allclose(rows @ rows.T, np.corrcoef(pooled), atol=1e-5)
+    labels = rng.integers(0, 4, 30)
+    parts = [(rows[:20], labels[:20]), (rows[20:], labels[20:])]
+    queries = mri_nearest.unit_rows(rng.integers(0, 256, (11, 9, 7), dtype=np.uint8), 2, 4)
+    np.testing.assert_array_equal(mri_nearest.nearest_labels(queries, parts, 3),
+                                  labels[np.argmax(queries @ rows.T, axis=1)])
+    # Leave-one-out: the slices themselves, each looked up among the others.
+    others = rows @ rows.T - 3 * np.eye(30)
+    np.testing.assert_array_equal(mri_nearest.nearest_labels(rows[20:], parts, 4, themselves_from=20),
+                                  labels[np.argmax(others[20:], axis=1)])
+    assert np.all(mri_nearest.unit_rows(np.zeros((2, 4, 4), dtype=np.uint8), 2, 4) == 0)
