@@ -105,6 +105,20 @@ def test_validation_is_the_last_block_of_each_class():
         mri.split_validation(mri.Slices(images[:2], np.array([0, 1])), 0.2)
 
 
+def test_by_brain_holds_out_every_level_of_the_last_brains_of_each_class():
+    # Class 0 numbered level by level over 5 brains (brain = place mod 5), one file skipped (place 7);
+    # class 1 has 2 brains: one is held out, one stays; class 3 has a single brain and keeps it.
+    places = [*(p for p in range(15) if p != 7), 0, 1, 2, 3, 0, 1]
+    labels = np.array([0] * 14 + [1] * 4 + [3] * 2)
+    images = np.arange(len(labels), dtype=np.uint8)[:, None, None]
+    brains = {"MildDemented": 5, "ModerateDemented": 2, "NonDemented": 100, "VeryMildDemented": 1}
+    slices = mri.Slices(images, labels, positions=np.array(places))
+    train, validation = mri.split_validation(slices, 0.3, brains)
+    # round(0.3 * 5) = 2 brains of class 0 (brains 3 and 4: places 3, 4, 8, 9, 13, 14); max(1, round(0.6)) = 1 of 2.
+    assert validation.images.ravel().tolist() == [3, 4, 7, 8, 12, 13, 15, 17]
+    assert train.images.ravel().tolist() == [0, 1, 2, 5, 6, 9, 10, 11, 14, 16, 18, 19]
+
+
 def test_decompression_bomb_is_never_decoded(tmp_path):
     root = make_tree(tmp_path)
     (root / "train" / "MildDemented" / "bomb.jpg").write_bytes(jpeg_declaring(20_000, 20_000))

@@ -43,6 +43,10 @@ CLASS_NAMES = ("MildDemented", "ModerateDemented", "NonDemented", "VeryMildDemen
 KAGGLE_CLASS_SHARE = {"MildDemented": 0.14, "ModerateDemented": 0.01,
                       "NonDemented": 0.50, "VeryMildDemented": 0.35}
 KAGGLE_HEIGHT, KAGGLE_WIDTH = 208, 176
+#: Brains per class in the Kaggle training split: the n-th file of a class shows brain n mod this
+#: count, one axial level above file n minus the count (docs/studies/001.md).
+KAGGLE_BRAINS = {"MildDemented": 28, "ModerateDemented": 2, "NonDemented": 100, "VeryMildDemented": 70}
+VALIDATION_SPLITS = ("block", "by_brain")
 FOLDER_SPLITS = ("train", "test")                 # the Kaggle folders
 SPLITS = ("train", "validation", "test")          # the data stages' arrays: validation is cut from train
 BAD_FILE_POLICIES = ("error", "skip")
@@ -51,12 +55,14 @@ EIGHT_BIT_TYPES = ("|u1", "|b1")   # numpy type strings of Pillow modes whose ba
 
 @dataclass
 class Slices:
-    """One split: ``images`` uint8 (N, H, W), ``labels`` int64 indices into CLASS_NAMES."""
+    """One split: ``images`` uint8 (N, H, W), ``labels`` int64 indices into CLASS_NAMES; ``positions``
+    (from a folder) each slice's place in its class's file order, counting skipped files."""
 
     images: np.ndarray
     labels: np.ndarray
     skipped: list[dict] = field(default_factory=list)   # [{"file": .., "reason": ..}]
     empty_folders: list[str] = field(default_factory=list)
+    positions: np.ndarray | None = None
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(CLASS_NAMES))
@@ -68,8 +74,8 @@ def _file_order(path: Path) -> list:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name)]
 
 
-def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int]], list[str]]:
-    """``(file, label)`` of every image, and the class folders that hold none."""
+def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int, int]], list[str]]:
+    """``(file, label, place in its class's file order)`` of every image, and the class folders that hold none."""
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: split folder not found (expected the Kaggle layout "
                         f"<root>/{{train,test}}/<class>/*.jpg)")
@@ -83,8 +89,8 @@ def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int]], list[str]]:
         if entry.name not in CLASS_NAMES:
             raise DataError(f"{entry}: unknown class folder (expected one of {', '.join(CLASS_NAMES)})")
         label = CLASS_NAMES.index(entry.name)
-        in_folder = [(path, label) for path in sorted(entry.iterdir(), key=_file_order)
-                     if not path.name.startswith(".")]
+        in_folder = [(path, label, place) for place, path in enumerate(
+            path for path in sorted(entry.iterdir(), key=_file_order) if not path.name.startswith("."))]
         if not in_folder:
             empty_folders.append(str(entry))
         files += in_folder
@@ -128,9 +134,10 @@ def load_folder(root: str | Path, split: str, *, height: int = KAGGLE_HEIGHT, wi
     files, empty_folders = _image_files(Path(root) / split)
     images = np.empty((len(files), height, width), dtype=np.uint8)
     labels = np.empty(len(files), dtype=np.int64)
+    positions = np.empty(len(files), dtype=np.int64)
     skipped = []
     kept = 0
-    for path, label in tqdm(files, desc=f"decoding {split}", unit="img", disable=None):
+    for path, label, place in tqdm(files, desc=f"decoding {split}", unit="img", disable=None):
         try:
             images[kept] = decode_slice(path, height, width)
         except ValueError as exc:
@@ -138,16 +145,18 @@ def load_folder(root: str | Path, split: str, *, height: int = KAGGLE_HEIGHT, wi
                 raise DataError(f"{path}: {exc} (set on_bad_file: skip to count and skip such files)") from None
             skipped.append({"file": str(path), "reason": str(exc)})
             continue
-        labels[kept] = label
+        labels[kept], positions[kept] = label, place
         kept += 1
     if kept == 0:
         raise DataError(f"{Path(root) / split}: every image was skipped as unusable")
-    return Slices(images[:kept].copy() if kept < len(files) else images, labels[:kept], skipped, empty_folders)
+    return Slices(images[:kept].copy() if kept < len(files) else images, labels[:kept], skipped, empty_folders,
+                  positions[:kept])
 
 
-def split_validation(slices: Slices, fraction: float) -> tuple[Slices, Slices]:
-    """``(train, validation)``: the last ``fraction`` of each class's slices, in file order, held out.
+def split_validation(slices: Slices, fraction: float, brains: dict[str, int] | None = None) -> tuple[Slices, Slices]:
+    """``(train, validation)``, held out of each class's slices in one of two ways.
 
+    Without ``brains`` (``validation: block``): the last ``fraction`` of the slices, in file order.
     One contiguous block per class, not a random draw: the files run level by
     level, so the last block is the top axial levels of every brain, held out
     as Kaggle's own test split holds the levels above them. A random draw would
@@ -155,15 +164,27 @@ def split_validation(slices: Slices, fraction: float) -> tuple[Slices, Slices]:
     training and flatter the validation score. Each class keeps at least one
     training slice; a class of one slice, or too small for ``fraction`` to
     round up to a slice, is not held out at all.
+
+    With ``brains`` (``validation: by_brain``, the number of brains of each class,
+    :data:`KAGGLE_BRAINS`): whole brains, every level of them. The brain of a slice is its
+    place in its class's file order (``slices.positions``) modulo its class's count; the last
+    ``fraction`` of the brains, at least one, are held out, and each class keeps at least one
+    brain (ModerateDemented has 2: one of them is held out). This measures what Kaggle's split
+    does not: how a model fares on brains it has never seen.
     """
     held_out = np.zeros(len(slices.labels), dtype=bool)
-    for label in range(len(CLASS_NAMES)):
+    for label, name in enumerate(CLASS_NAMES):
         rows = np.flatnonzero(slices.labels == label)
-        n_held_out = min(round(len(rows) * fraction), len(rows) - 1)
-        if n_held_out > 0:
-            held_out[rows[len(rows) - n_held_out:]] = True
-    if not held_out.any():
-        raise DataError(f"a validation fraction of {fraction} holds out no slice of {len(slices.labels)}")
+        if brains is None:
+            n_held_out = min(round(len(rows) * fraction), len(rows) - 1)
+            if n_held_out > 0:
+                held_out[rows[len(rows) - n_held_out:]] = True
+        elif brains[name] > 1:
+            n_held_out = min(max(1, round(brains[name] * fraction)), brains[name] - 1)
+            held_out[rows] = slices.positions[rows] % brains[name] >= brains[name] - n_held_out
+    if not held_out.any() or held_out.all():
+        raise DataError(f"a validation fraction of {fraction} holds out {'every' if held_out.any() else 'no'} "
+                        f"slice of {len(slices.labels)}")
     return (Slices(slices.images[~held_out], slices.labels[~held_out], slices.skipped, slices.empty_folders),
             Slices(slices.images[held_out], slices.labels[held_out]))
 
