@@ -34,7 +34,9 @@ OPTIMIZERS = ("sgd", "adamw")
 LR_SCHEDULES = ("constant", "warmup_cosine")
 #: warmup_cosine: the share of all steps over which the rate climbs linearly to its peak.
 WARMUP_SHARE = 0.1
-EVAL_BATCH_SIZE = 256
+#: Slices scored at a time. It bounds the memory of scoring: CNN3's first convolution and ReLU
+#: make 4.4 MB per real slice, so 256 slices at once would take 1.1 GB.
+EVAL_BATCH_SIZE = 32
 
 
 class ArrayDataset(Dataset):

@@ -75,10 +75,10 @@ def test_training_refit_and_evaluation_hold_a_few_batches_not_the_arrays(tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     probe = json.loads(result.stdout.splitlines()[-1])
     assert probe["trained"] == 1
-    # Scoring reads the largest batches: EVAL_BATCH_SIZE slices, 16 MiB here. Mapped or concatenated
+    # The largest batch (BATCH or EVAL_BATCH_SIZE slices) is 3 MiB here. Mapped or concatenated
     # arrays would add 300 to 600 MiB.
     batch_mib = max(BATCH, EVAL_BATCH_SIZE) * np.prod(SLICE) * 4 / 2**20
-    assert probe["added_mib"] < 3 * batch_mib < data_bytes / 2**20 / 5, (probe, batch_mib, data_bytes)
+    assert probe["added_mib"] < 5 * batch_mib < data_bytes / 2**20 / 10, (probe, batch_mib, data_bytes)
 
 
 def test_rows_read_from_a_file_are_those_numpy_loads(tmp_path):
