@@ -72,8 +72,10 @@ def _mlp(input_shape: tuple[int, int, int], hidden: list[int]) -> nn.Sequential:
 
 
 def _conv_block(in_channels: int, out_channels: int) -> list[nn.Module]:
-    """5x5 convolution, ReLU, 2x2 max-pool: the report's building block."""
-    return [nn.Conv2d(in_channels, out_channels, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2)]
+    """5x5 convolution, ReLU, 2x2 max-pool: the report's building block. The ReLU overwrites the
+    convolution's output, which nothing else reads: on real slices at batch 100 CNN1 would
+    otherwise hold another 160 MB."""
+    return [nn.Conv2d(in_channels, out_channels, kernel_size=5), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
 
 
 def _stem_cnn(input_shape: tuple[int, int, int], conv_channels: list[int], name: str, *, stem_rows: int,
@@ -86,7 +88,7 @@ def _stem_cnn(input_shape: tuple[int, int, int], conv_channels: list[int], name:
     channels = input_shape[0]
     for out_channels in conv_channels:
         blocks += [nn.Conv2d(channels, out_channels, kernel_size=3, padding=1, bias=False),
-                   nn.BatchNorm2d(out_channels), nn.ReLU(), nn.MaxPool2d(2)]
+                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
         channels = out_channels
     features = nn.Sequential(*blocks, nn.Flatten())
     (flat,) = _output_shape(features, input_shape, name)
