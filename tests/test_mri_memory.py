@@ -71,7 +71,7 @@ def test_training_refit_and_evaluation_hold_a_few_batches_not_the_arrays(tmp_pat
     data_bytes = write_normalized(tmp_path / "normalized", np.random.default_rng(0))
     result = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "normalized"), str(tmp_path), str(BATCH)],
                             cwd=ROOT, env={**venv_env(stage_server=False), "PYTHONPATH": str(ROOT)},
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     probe = json.loads(result.stdout.splitlines()[-1])
     assert probe["trained"] == 1
