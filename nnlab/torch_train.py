@@ -231,8 +231,9 @@ def train_classifier(model: nn.Module, train: ArrayDataset, test: ArrayDataset, 
                 group["lr"] = scheduled_lr(lr, lr_schedule, (epoch - 1) * len(loader) + batch, epochs * len(loader))
             if shift_pixels or intensity_jitter:
                 x = augment(x, generator, shift_pixels=shift_pixels, intensity_jitter=intensity_jitter)
-            y = y.to(device)
-            logits = model(x.to(device, memory_format=layout))
+            # Rebound, so that the batch as read is freed once copied into the network's layout.
+            x, y = x.to(device, memory_format=layout), y.to(device)
+            logits = model(x)
             loss = loss_fn(logits, y)
             if not math.isfinite(loss.item()) or loss.item() > max_loss:
                 result.diverged_at = epoch
