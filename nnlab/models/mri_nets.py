@@ -181,9 +181,8 @@ def fit_and_refit(name: str, train, validation, test, *, refit: bool, checkpoint
                               np.concatenate([train.labels, validation.labels]))
     validation_scores = {row["epoch"]: {key: value for key, value in row.items() if key.startswith("validation_")}
                          for row in result.history}
-    # The validation run's weights would otherwise stay in memory beside the final run's: its
-    # optimizer is part of a reference cycle that holds them until the cycle collector runs
-    # (CNN1 on the real slices: 370 MB more at the final run's peak).
+    # The validation run's weights could otherwise stay in memory beside the final run's: a
+    # reference cycle left by its training holds them until the cycle collector happens to run.
     del model
     gc.collect()
     model, final = fit(name, everything, test, seed=seed, device=device, checkpoint=final_checkpoint,
