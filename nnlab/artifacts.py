@@ -13,7 +13,6 @@ it would record the temporary file's random name).
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -65,9 +64,9 @@ def load_arrays(directory: str | Path) -> dict[str, np.ndarray]:
 def save_state_dict(directory: Path, model) -> None:
     import torch
 
-    buffer = io.BytesIO()
-    torch.save({name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}, buffer)
-    (directory / TORCH_WEIGHTS).write_bytes(buffer.getvalue())
+    # An open file, not a path: torch.save would name the archive inside after the file.
+    with open(directory / TORCH_WEIGHTS, "wb") as handle:
+        torch.save({name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}, handle)
 
 
 def load_state_dict(directory: str | Path, model):

@@ -27,13 +27,12 @@ The final checkpoint is kept when the run completes: DVC records the hash of
 every output, and a forced rerun (``dvc repro -f``, a DVC checkout of the same
 run) then skips straight to the end instead of training again. It costs the
 size of the weights once more in DVC's cache. Its bytes depend only on the run
-(``torch.save`` into memory, no file names, no times), so ``dvc.lock`` is the
+(``torch.save`` into an open file, no file names, no times), so ``dvc.lock`` is the
 same after an interrupted and an uninterrupted run.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import sys
 from pathlib import Path
@@ -47,12 +46,12 @@ from nnlab.io import replace_file
 PROJECT = Path(__file__).resolve().parents[1]
 #: Project code whose source is part of a run's description (tests, scripts elsewhere are not).
 CODE_FOLDERS = ("nnlab", "stages")
-HASH_CHUNK_BYTES = 64 << 20
+HASH_CHUNK_BYTES = 8 << 20   # a bounded read: the digest must not add to a stage's peak memory
 
 
 def data_digest(*arrays: np.ndarray) -> str:
-    """SHA-256 of the arrays' dtypes, shapes and contents, read a chunk at a time (memory-mapped
-    arrays of several GB are never copied whole; the real MRI set takes about 4 s)."""
+    """SHA-256 of the arrays' dtypes, shapes and contents, read a chunk at a time (arrays on
+    disk of several GB are never copied whole; the real MRI set takes about 4 s)."""
     digest = hashlib.sha256()
     for array in arrays:
         digest.update(f"{array.dtype.str}{array.shape}".encode())
@@ -181,6 +180,6 @@ class Checkpoint:
             # the same list built by an uninterrupted run (it shares repeated objects by identity).
             "progress": json.dumps(progress),
         }
-        buffer = io.BytesIO()   # a file would put its (random temporary) name into the archive
-        torch.save(state, buffer)
-        replace_file(self.path, buffer.getvalue())
+        # Given an open file rather than its (random temporary) name, torch.save names the archive
+        # inside "archive", as it does in memory: the bytes depend on the run alone.
+        replace_file(self.path, lambda handle: torch.save(state, handle))

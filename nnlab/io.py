@@ -44,7 +44,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -163,9 +163,10 @@ def _csv_text(rows: Any) -> str:
     return frame.to_csv(index=False, float_format=f"%.{SIGNIFICANT_DIGITS}g", na_rep="")
 
 
-def replace_file(path: str | Path, content: bytes) -> None:
-    """Write ``content`` to ``path`` at once, for a file rewritten while a stage runs (a training
-    checkpoint; a stage's results go through :class:`StageOutputs`).
+def replace_file(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """Replace ``path`` at once with what ``write`` writes into the open file handle it is given, for
+    a file rewritten while a stage runs (a training checkpoint; a stage's results go through
+    :class:`StageOutputs`). Written straight to the file, a large checkpoint is never held in memory.
 
     The bytes go to a temporary sibling, are flushed to the disk (a preempted machine may lose what the
     kernel had not written) and renamed over ``path``, so a kill leaves the old file or the new one.
@@ -177,7 +178,7 @@ def replace_file(path: str | Path, content: bytes) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{final.suffix}", dir=final.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
+                write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             _give_ordinary_permissions(Path(tmp))

@@ -39,7 +39,7 @@ SECTIONS = frozenset({
     "mnist_normalize", "mnist_linear", "mnist_torch", "mnist_grid", "mnist_train_size",
     "imdb_train", "imdb_study", "imdb_tuned", "imdb_logreg",
     "mri_normalize", "mri_simple_nn1", "mri_simple_nn2", "mri_cnn1", "mri_cnn_improved",
-    "mri_lr_study", "mri_batch_study",
+    "mri_lr_study", "mri_batch_study", "mri_nearest",
 })
 #: `train.device`: auto (CUDA when torch sees one), cpu, cuda, or cuda:N for the N-th GPU.
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")

@@ -3,7 +3,8 @@
 Reads params `data.mri` (`source: synthetic` generates phantom slices offline;
 `source: folder` decodes the Kaggle "Alzheimer's Dataset" at `folder.path`),
 then holds out `validation_fraction` of the train slices as a validation split
-(a contiguous block per class: mri.split_validation). Writes
+(`validation: block`, a contiguous block per class, the top levels of every
+brain; or `by_brain`, whole brains, on the Kaggle folder: mri.split_validation). Writes
 data/mri/raw/{train,validation,test}_{images,labels}.npy (uint8 slices, class
 indices) and info.json, and plots/mri_data/{data_stats.json (counts per class,
 skipped files, empty class folders), examples.png, skipped.csv}.
@@ -32,6 +33,7 @@ DESCRIPTION = {"synthetic": "synthetic phantom slices (not real MRI)",
 def build(cfg: Section) -> tuple[str, dict[str, mri.Slices]]:
     source = cfg.str("source", choices=SOURCES)
     validation_fraction = cfg.float("validation_fraction", positive=True, max=0.5)
+    validation = cfg.str("validation", choices=mri.VALIDATION_SPLITS)
     synthetic = cfg.section("synthetic")
     phantom_options = dict(
         n_train=synthetic.int("n_train", min=4), n_test=synthetic.int("n_test", min=4),
@@ -50,8 +52,10 @@ def build(cfg: Section) -> tuple[str, dict[str, mri.Slices]]:
         loaded = mri_phantom.phantom_splits(**phantom_options)
     else:
         loaded = {split: mri.load_folder(root, split, **folder_options) for split in mri.FOLDER_SPLITS}
-    train, validation = mri.split_validation(loaded["train"], validation_fraction)
-    return source, {"train": train, "validation": validation, "test": loaded["test"]}
+    # Each phantom is a brain of its own, so whole brains are the last slices of each class: the block.
+    brains = mri.KAGGLE_BRAINS if validation == "by_brain" and source == "folder" else None
+    train, held_out = mri.split_validation(loaded["train"], validation_fraction, brains)
+    return source, {"train": train, "validation": held_out, "test": loaded["test"]}
 
 
 def examples_figure(slices: mri.Slices, title: str, per_class: int = 4):

@@ -2,7 +2,7 @@
 
 Reads data/mri/raw/ and params `mri_normalize`. Writes
 data/mri/normalized/{train,validation,test}_x.npy (float32, N x channels x H x W,
-for `np.load(mmap_mode="r")`), {train,validation,test}_y.npy and info.json; models/mri_scaler/
+read a batch at a time by the later stages), {train,validation,test}_y.npy and info.json; models/mri_scaler/
 (the per-pixel mean and scale, channels and slice size, which
 `python -m nnlab.predict mri` applies to new slices); plots/mri_normalize/sample.png (one standardised slice,
 cividis as in the report) and plots/mri_normalize/resources.csv (the sizes of

@@ -1,6 +1,6 @@
 """Stage `mri_summary`: our MRI test figures beside report 001's.
 
-Reads plots/mri_{simple_nn1,simple_nn2,cnn1,cnn_improved}/evaluation.json,
+Reads plots/mri_{simple_nn1,simple_nn2,cnn1,cnn_improved,nearest}/evaluation.json,
 plots/mri_lr_study/table.csv, the report's figures in references.yaml and
 data/mri/normalized/info.json (which data they were measured on). Writes
 plots/mri_summary/table.csv (report accuracy, ours, macro-F1, recall of the
@@ -20,7 +20,8 @@ from nnlab.errors import DataError
 from nnlab.io import StageOutputs
 from nnlab.report import load_references, report_figure
 
-MODELS = ("simple_nn1", "simple_nn2", "cnn1", "cnn_improved")
+#: The networks, and the nearest-neighbour lookup as the reference row beside them (stage mri_nearest).
+MODELS = ("simple_nn1", "simple_nn2", "cnn1", "cnn_improved", "nearest")
 STUDY_TABLE = "plots/mri_lr_study/table.csv"
 RAREST_CLASS = "ModerateDemented"
 

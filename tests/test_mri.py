@@ -105,6 +105,20 @@ def test_validation_is_the_last_block_of_each_class():
         mri.split_validation(mri.Slices(images[:2], np.array([0, 1])), 0.2)
 
 
+def test_by_brain_holds_out_every_level_of_the_last_brains_of_each_class():
+    # Class 0 numbered level by level over 5 brains (brain = place mod 5), one file skipped (place 7);
+    # class 1 has 2 brains: one is held out, one stays; class 3 has a single brain and keeps it.
+    places = [*(p for p in range(15) if p != 7), 0, 1, 2, 3, 0, 1]
+    labels = np.array([0] * 14 + [1] * 4 + [3] * 2)
+    images = np.arange(len(labels), dtype=np.uint8)[:, None, None]
+    brains = {"MildDemented": 5, "ModerateDemented": 2, "NonDemented": 100, "VeryMildDemented": 1}
+    slices = mri.Slices(images, labels, positions=np.array(places))
+    train, validation = mri.split_validation(slices, 0.3, brains)
+    # round(0.3 * 5) = 2 brains of class 0 (brains 3 and 4: places 3, 4, 8, 9, 13, 14); max(1, round(0.6)) = 1 of 2.
+    assert validation.images.ravel().tolist() == [3, 4, 7, 8, 12, 13, 15, 17]
+    assert train.images.ravel().tolist() == [0, 1, 2, 5, 6, 9, 10, 11, 14, 16, 18, 19]
+
+
 def test_decompression_bomb_is_never_decoded(tmp_path):
     root = make_tree(tmp_path)
     (root / "train" / "MildDemented" / "bomb.jpg").write_bytes(jpeg_declaring(20_000, 20_000))
@@ -380,3 +394,23 @@ def test_saved_model_predicts_bit_for_bit_the_same(tmp_path):
     with torch.no_grad():
         assert torch.equal(model.eval()(x), loaded(x))
     assert spec["run"] == result.run_record() and spec["source"] == "synthetic"
+
+
+def test_nearest_neighbour_takes_the_class_of_the_most_correlated_slice():
+    from nnlab.models import mri_nearest
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (30, 9, 7), dtype=np.uint8)
+    rows = mri_nearest.unit_rows(images, 2, 4)
+    pooled = images[:, :8, :6].astype(np.float64).reshape(30, 4, 2, 3, 2).mean(axis=(2, 4)).reshape(30, -1)
+    np.testing.assert_allclose(rows @ rows.T, np.corrcoef(pooled), atol=1e-5)
+    labels = rng.integers(0, 4, 30)
+    parts = [(rows[:20], labels[:20]), (rows[20:], labels[20:])]
+    queries = mri_nearest.unit_rows(rng.integers(0, 256, (11, 9, 7), dtype=np.uint8), 2, 4)
+    np.testing.assert_array_equal(mri_nearest.nearest_labels(queries, parts, 3),
+                                  labels[np.argmax(queries @ rows.T, axis=1)])
+    # Leave-one-out: the slices themselves, each looked up among the others.
+    others = rows @ rows.T - 3 * np.eye(30)
+    np.testing.assert_array_equal(mri_nearest.nearest_labels(rows[20:], parts, 4, themselves_from=20),
+                                  labels[np.argmax(others[20:], axis=1)])
+    assert np.all(mri_nearest.unit_rows(np.zeros((2, 4, 4), dtype=np.uint8), 2, 4) == 0)

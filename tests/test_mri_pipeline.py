@@ -40,6 +40,12 @@ def test_stages_end_to_end(baseline):
     confusion = json.loads((repo / "plots/mri_simple_nn2/confusion.json").read_text())
     assert len(confusion) == 40 and set(confusion[0]) == {"actual", "predicted"}
 
+    nearest = strict_json(repo / "plots/mri_nearest/evaluation.json")
+    assert nearest["trained"] == 0 and nearest["test"]["loss"] is None and 0 <= nearest["test"]["accuracy"] <= 1
+    assert set(strict_json(repo / "plots/mri_nearest/validation.json")) == {"accuracy", "macro_f1", "recall"}
+    summary = pd.read_csv(repo / "plots/mri_summary/table.csv", index_col="run")
+    assert summary.loc["nearest", "test_accuracy"] == nearest["test"]["accuracy"]
+
     # A diverged run is marked, with empty scores, and counted (tests/tiny_params.yaml: lr 10000 blows up).
     runs = pd.read_csv(repo / "plots/mri_lr_study/table.csv", index_col="run")
     assert not runs.loc["lr=0.01", "diverged"] and runs.loc["lr=0.01", "test_accuracy"] >= 0

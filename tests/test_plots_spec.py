@@ -18,7 +18,8 @@ from test_dvc_deps import expanded_stages, load_dvc_yaml
 
 # Every classifier's evaluate stage writes plots/<model>/confusion.json.
 CLASSIFIERS = ("perceptron", "mlp_moons", "bce_moons", "tanh_mlp", "mnist_linear", "mnist_torch", "imdb_train",
-               "imdb_tuned", "imdb_logreg", "mri_simple_nn1", "mri_simple_nn2", "mri_cnn1", "mri_cnn_improved")
+               "imdb_tuned", "imdb_logreg", "mri_simple_nn1", "mri_simple_nn2", "mri_cnn1", "mri_cnn_improved",
+               "mri_nearest")
 # DVC's templates and ours (nnlab/vega_templates.py) that draw y fields against an x field;
 # confusion is drawn from records.
 TEMPLATES = {"linear", "simple", "scatter", "smooth", "lines", "lines_log", "scatter_log_x", "bars",

@@ -27,10 +27,10 @@ The synthetic stand-in is :mod:`nnlab.datasets.mri_phantom`.
 """
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import re
 
 import numpy as np
 
@@ -43,6 +43,10 @@ CLASS_NAMES = ("MildDemented", "ModerateDemented", "NonDemented", "VeryMildDemen
 KAGGLE_CLASS_SHARE = {"MildDemented": 0.14, "ModerateDemented": 0.01,
                       "NonDemented": 0.50, "VeryMildDemented": 0.35}
 KAGGLE_HEIGHT, KAGGLE_WIDTH = 208, 176
+#: Brains per class in the Kaggle training split: the n-th file of a class shows brain n mod this
+#: count, one axial level above file n minus the count (docs/studies/001.md).
+KAGGLE_BRAINS = {"MildDemented": 28, "ModerateDemented": 2, "NonDemented": 100, "VeryMildDemented": 70}
+VALIDATION_SPLITS = ("block", "by_brain")
 FOLDER_SPLITS = ("train", "test")                 # the Kaggle folders
 SPLITS = ("train", "validation", "test")          # the data stages' arrays: validation is cut from train
 BAD_FILE_POLICIES = ("error", "skip")
@@ -51,12 +55,14 @@ EIGHT_BIT_TYPES = ("|u1", "|b1")   # numpy type strings of Pillow modes whose ba
 
 @dataclass
 class Slices:
-    """One split: ``images`` uint8 (N, H, W), ``labels`` int64 indices into CLASS_NAMES."""
+    """One split: ``images`` uint8 (N, H, W), ``labels`` int64 indices into CLASS_NAMES; ``positions``
+    (from a folder) each slice's place in its class's file order, counting skipped files."""
 
     images: np.ndarray
     labels: np.ndarray
     skipped: list[dict] = field(default_factory=list)   # [{"file": .., "reason": ..}]
     empty_folders: list[str] = field(default_factory=list)
+    positions: np.ndarray | None = None
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(CLASS_NAMES))
@@ -68,8 +74,8 @@ def _file_order(path: Path) -> list:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name)]
 
 
-def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int]], list[str]]:
-    """``(file, label)`` of every image, and the class folders that hold none."""
+def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int, int]], list[str]]:
+    """``(file, label, place in its class's file order)`` of every image, and the class folders that hold none."""
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: split folder not found (expected the Kaggle layout "
                         f"<root>/{{train,test}}/<class>/*.jpg)")
@@ -83,8 +89,8 @@ def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int]], list[str]]:
         if entry.name not in CLASS_NAMES:
             raise DataError(f"{entry}: unknown class folder (expected one of {', '.join(CLASS_NAMES)})")
         label = CLASS_NAMES.index(entry.name)
-        in_folder = [(path, label) for path in sorted(entry.iterdir(), key=_file_order)
-                     if not path.name.startswith(".")]
+        in_folder = [(path, label, place) for place, path in enumerate(
+            path for path in sorted(entry.iterdir(), key=_file_order) if not path.name.startswith("."))]
         if not in_folder:
             empty_folders.append(str(entry))
         files += in_folder
@@ -132,9 +138,10 @@ def load_folder(root: str | Path, split: str, *, height: int = KAGGLE_HEIGHT, wi
     files, empty_folders = _image_files(Path(root) / split)
     images = np.empty((len(files), height, width), dtype=np.uint8)
     labels = np.empty(len(files), dtype=np.int64)
+    positions = np.empty(len(files), dtype=np.int64)
     skipped = []
     kept = 0
-    for path, label in tqdm(files, desc=f"decoding {split}", unit="img", disable=None):
+    for path, label, place in tqdm(files, desc=f"decoding {split}", unit="img", disable=None):
         try:
             images[kept] = decode_slice(path, height, width)
         except ValueError as exc:
@@ -142,16 +149,18 @@ def load_folder(root: str | Path, split: str, *, height: int = KAGGLE_HEIGHT, wi
                 raise DataError(f"{path}: {exc} (set on_bad_file: skip to count and skip such files)") from None
             skipped.append({"file": str(path), "reason": str(exc)})
             continue
-        labels[kept] = label
+        labels[kept], positions[kept] = label, place
         kept += 1
     if kept == 0:
         raise DataError(f"{Path(root) / split}: every image was skipped as unusable")
-    return Slices(images[:kept].copy() if kept < len(files) else images, labels[:kept], skipped, empty_folders)
+    return Slices(images[:kept].copy() if kept < len(files) else images, labels[:kept], skipped, empty_folders,
+                  positions[:kept])
 
 
-def split_validation(slices: Slices, fraction: float) -> tuple[Slices, Slices]:
-    """``(train, validation)``: the last ``fraction`` of each class's slices, in file order, held out.
+def split_validation(slices: Slices, fraction: float, brains: dict[str, int] | None = None) -> tuple[Slices, Slices]:
+    """``(train, validation)``, held out of each class's slices in one of two ways.
 
+    Without ``brains`` (``validation: block``): the last ``fraction`` of the slices, in file order.
     One contiguous block per class, not a random draw: the files run level by
     level, so the last block is the top axial levels of every brain, held out
     as Kaggle's own test split holds the levels above them. A random draw would
@@ -159,15 +168,27 @@ def split_validation(slices: Slices, fraction: float) -> tuple[Slices, Slices]:
     training and flatter the validation score. Each class keeps at least one
     training slice; a class of one slice, or too small for ``fraction`` to
     round up to a slice, is not held out at all.
+
+    With ``brains`` (``validation: by_brain``, the number of brains of each class,
+    :data:`KAGGLE_BRAINS`): whole brains, every level of them. The brain of a slice is its
+    place in its class's file order (``slices.positions``) modulo its class's count; the last
+    ``fraction`` of the brains, at least one, are held out, and each class keeps at least one
+    brain (ModerateDemented has 2: one of them is held out). This measures what Kaggle's split
+    does not: how a model fares on brains it has never seen.
     """
     held_out = np.zeros(len(slices.labels), dtype=bool)
-    for label in range(len(CLASS_NAMES)):
+    for label, name in enumerate(CLASS_NAMES):
         rows = np.flatnonzero(slices.labels == label)
-        n_held_out = min(round(len(rows) * fraction), len(rows) - 1)
-        if n_held_out > 0:
-            held_out[rows[len(rows) - n_held_out:]] = True
-    if not held_out.any():
-        raise DataError(f"a validation fraction of {fraction} holds out no slice of {len(slices.labels)}")
+        if brains is None:
+            n_held_out = min(round(len(rows) * fraction), len(rows) - 1)
+            if n_held_out > 0:
+                held_out[rows[len(rows) - n_held_out:]] = True
+        elif brains[name] > 1:
+            n_held_out = min(max(1, round(brains[name] * fraction)), brains[name] - 1)
+            held_out[rows] = slices.positions[rows] % brains[name] >= brains[name] - n_held_out
+    if not held_out.any() or held_out.all():
+        raise DataError(f"a validation fraction of {fraction} holds out {'every' if held_out.any() else 'no'} "
+                        f"slice of {len(slices.labels)}")
     return (Slices(slices.images[~held_out], slices.labels[~held_out], slices.skipped, slices.empty_folders),
             Slices(slices.images[held_out], slices.labels[held_out]))
 
@@ -183,20 +204,81 @@ def read_info(directory: str | Path) -> dict:
         raise DataError(f"{path}: cannot read ({exc}); run the MRI data stages first") from None
 
 
-def open_arrays(directory: str | Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """``<directory>/<name>.npy`` for each name, memory-mapped read-only."""
+class NpyRows:
+    """The rows of a ``.npy`` file, read on demand with ordinary file reads.
+
+    ``rows[indices]``, ``rows[start:stop]`` and ``rows[i]`` return numpy arrays of just those rows;
+    ``shape``, ``dtype`` and ``len`` are the file's. ``np.load(path, mmap_mode="r")`` would serve the
+    same rows, but every page read through a mapping stays in the process's resident set while the
+    mapping lives: one epoch over the real MRI train split made a training stage hold all 1.8 GB
+    of it. Read with ``preadv``, the pages stay in the kernel's page cache (shared, and freed under
+    pressure) and the process holds only the rows it asked for. Consecutive rows are read in one call.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        with open(self.path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f".npy format version {version[0]}.{version[1]} (expected 1.0 or 2.0)")
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran_order, self.dtype = read_header(handle)
+            self.offset = handle.tell()
+        if fortran_order or self.dtype.hasobject or not shape:
+            raise ValueError("not a C-ordered array of rows")
+        self.shape = tuple(shape)
+        self.row_bytes = self.dtype.itemsize * int(np.prod(self.shape[1:]))
+        size = self.path.stat().st_size
+        if size < self.offset + len(self) * self.row_bytes:
+            raise ValueError(f"truncated: {size} bytes where the header promises "
+                             f"{self.offset + len(self) * self.row_bytes}")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[:], dtype=dtype)
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, slice):
+            rows = np.arange(len(self))[key]
+        elif np.ndim(key) == 0:
+            return self[[key]][0]
+        else:
+            rows = np.asarray(key, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"{self.path}: rows outside 0..{len(self) - 1}")
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        if not len(rows):
+            return out
+        bounds = [0, *(np.flatnonzero(np.diff(rows) != 1) + 1), len(rows)]
+        with open(self.path, "rb", buffering=0) as handle:
+            for first, end in zip(bounds, bounds[1:]):
+                view = memoryview(out[first:end]).cast("B")
+                position = self.offset + int(rows[first]) * self.row_bytes
+                while view:   # a regular file may still return fewer bytes than asked
+                    done = os.preadv(handle.fileno(), [view], position)
+                    if done == 0:
+                        raise OSError(f"{self.path}: file shrank while being read")
+                    view, position = view[done:], position + done
+        return out
+
+
+def open_arrays(directory: str | Path, names: tuple[str, ...]) -> dict[str, NpyRows]:
+    """``<directory>/<name>.npy`` for each name, read a block of rows at a time (:class:`NpyRows`)."""
     arrays = {}
     for name in names:
         path = Path(directory) / f"{name}.npy"
         try:
-            arrays[name] = np.load(path, mmap_mode="r")
+            arrays[name] = NpyRows(path)
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot read ({exc}); run the MRI data stages first") from None
     return arrays
 
 
 def normalized_datasets(directory: str | Path):
-    """The ``mri_normalize`` output as memory-mapped ``({split: dataset} for SPLITS, info)`` for torch."""
+    """The ``mri_normalize`` output as ``({split: dataset} for SPLITS, info)`` for torch, read a batch at a time."""
     from nnlab.torch_train import ArrayDataset
 
     arrays = open_arrays(directory, tuple(f"{split}_{part}" for split in SPLITS for part in "xy"))
