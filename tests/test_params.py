@@ -112,7 +112,7 @@ def test_every_stage_refuses_a_bad_train_key_or_an_unknown_section(tmp_path, key
 
 @pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:3"])
 def test_devices_accepted_by_params(tmp_path, device):
-    load_params(write_params(tmp_path, **{"train.device": device}))
+    assert train_settings(load_params(write_params(tmp_path, **{"train.device": device}))).device == device
 
 
 def test_threads_auto_is_every_usable_core_and_a_count_is_kept(tmp_path):
