@@ -37,7 +37,7 @@ real: venv
 
 # Whole files to each worker, in the order tests/conftest.py sorts them (see there).
 test: venv
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q -rs tests
 
 # `make bench BENCH_ARGS=--repro` also times a whole default `dvc repro` from a clean cache.
 bench: venv
