@@ -4,7 +4,8 @@
   group) and then, in the next run, by SIGKILL of the stage's own python process:
   neither leaves a temporary file, the next `dvc repro` finishes the pipeline, no temporary or half-written output survives, every
   metrics file is strict JSON, and the outputs equal the uninterrupted baseline's.
-- Determinism: `dvc repro --force` of numpy, torch and scikit-learn stages gives
+- Determinism: `dvc repro --force` of numpy, torch and scikit-learn stages, each in a fresh
+  interpreter (another hash seed, one thread), gives
   byte-identical outputs (metrics, plots, data) to the baseline's first run, which
   also shows that running a stage twice on unchanged inputs leaves its outputs as
   they were. Study tables keep wall-clock columns (TIMING_COLUMNS); those files
