@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # (nnlab/plots_page.py; tests/test_plots_page.py checks that the two agree).
 PLOTS_TEMPLATE := .dvc/plots_template.html
 
-.PHONY: venv repro real test bench
+.PHONY: venv repro real test bench mutate
 
 venv: $(STAMP) $(PLOTS_TEMPLATE)
 
@@ -37,7 +37,18 @@ real: venv
 
 # Whole files to each worker, in the order tests/conftest.py sorts them (see there).
 test: venv
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q -rs tests
+
+# Mutation testing of the core of nnlab/ with mutmut (setup.cfg: which files, which tests; CONTRIBUTING.md:
+# its time and score). Not part of `make test`. Survivors: `$(BIN)/mutmut results`, `$(BIN)/mutmut show NAME`.
+DEV_STAMP := $(VENV)/.installed-dev
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+mutate: venv $(DEV_STAMP)
+	nice -n 10 $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
 
 # `make bench BENCH_ARGS=--repro` also times a whole default `dvc repro` from a clean cache.
 bench: venv

@@ -27,8 +27,9 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
 
 
-def sh(*args: str, cwd: Path) -> str:
-    result = subprocess.run(args, cwd=cwd, env={**venv_env(), **GIT_ENV}, capture_output=True,
+def sh(*args: str, cwd: Path, env: dict | None = None) -> str:
+    """Run a command (``env``: instead of :func:`venv_env`'s); its stdout, or a failed assert with both streams."""
+    result = subprocess.run(args, cwd=cwd, env={**(env or venv_env()), **GIT_ENV}, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, f"{' '.join(args)} failed in {cwd}:\n{result.stdout}\n{result.stderr}"
     return result.stdout

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import io
 import json
 import os
+import random
 import runpy
 import signal
 import socket
@@ -42,7 +44,8 @@ from pathlib import Path
 #: Imported once by the server; a stage that needs more imports it in its child.
 LIBRARIES = ("numpy", "pandas", "yaml", "tqdm", "PIL.Image", "scipy.sparse", "sklearn.model_selection",
              "sklearn.feature_extraction.text", "sklearn.linear_model", "sklearn.metrics", "sklearn.preprocessing",
-             "sklearn.datasets", "joblib", "nltk.stem", "matplotlib", "matplotlib.pyplot", "torch", "torch.nn")
+             "sklearn.datasets", "joblib", "nltk.stem", "matplotlib", "matplotlib.pyplot", "torch", "torch.nn",
+             "threadpoolctl")
 
 SHIM = r'''#!{python} -SE
 # The tests' `python` (tests/stage_server.py): `-m stages.…` or `-m nnlab.…` runs in a fork of the stage server.
@@ -92,9 +95,32 @@ def receive(connection: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(data[4:]), fds
 
 
+def as_a_fresh_interpreter(env: dict) -> None:
+    """Undo what the child shares with the server and a fresh ``python`` would not have.
+
+    Every global generator gets a fresh random seed, so a stage that draws from one unseeded
+    gives other numbers in each run here too, as it does in a user's ``dvc repro`` (forks would
+    otherwise all start from the server's state). The thread counts follow the caller's
+    ``OMP_NUM_THREADS``, which a fresh interpreter reads at import. What stays the server's:
+    the hash secret of str and bytes (``PYTHONHASHSEED``): tests/test_faults.py reruns
+    stages in fresh interpreters for that.
+    """
+    import numpy
+    import threadpoolctl
+    import torch
+
+    random.seed(os.urandom(16))
+    numpy.random.seed(int.from_bytes(os.urandom(4), "little"))
+    torch.seed()
+    threads = env.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        torch.set_num_threads(int(threads))
+        threadpoolctl.threadpool_limits(int(threads))
+
+
 def run_child(request: dict, fds: list[int]) -> None:
     """In the forked child: become ``python -m <module> <args>`` in the caller's folder; never returns."""
-    code = 1
+    code, globals_ = 1, None
     try:
         for target, fd in zip((0, 1, 2), fds):
             os.dup2(fd, target)
@@ -111,9 +137,10 @@ def run_child(request: dict, fds: list[int]) -> None:
         extra = [entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry]
         sys.path[:] = [request["cwd"], *extra, *BASE_PATH]
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        as_a_fresh_interpreter(request["env"])
         module, *args = request["argv"]
         sys.argv = [module, *args]
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        globals_ = runpy.run_module(module, run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
@@ -125,6 +152,11 @@ def run_child(request: dict, fds: list[int]) -> None:
     finally:
         try:
             atexit._run_exitfuncs()
+            # What interpreter shutdown does next: the script's objects are freed (an open file
+            # object flushes and closes, a finalizer runs), then the standard streams flush.
+            if globals_ is not None:
+                globals_.clear()
+            gc.collect()
             sys.stdout.flush()
             sys.stderr.flush()
         finally:

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
 pytest.register_assert_rewrite("pipeline_repo")
 from conftest import ROOT, stage_python, venv_env  # noqa: E402
-from pipeline_repo import clone_workspace, load_strict, metrics_files, sh  # noqa: E402
+from pipeline_repo import (clone_workspace, expanded_stages, load_strict, metrics_files, sh,  # noqa: E402
+                           stage_outputs)
 
 from nnlab.results import check_model_evaluation, check_model_metrics  # noqa: E402
 
@@ -63,6 +65,40 @@ def test_models_write_the_headline_schema_and_studies_their_best_run(baseline):
             assert set(record["best"]) == {"run", "test_accuracy"}, f"{path.name}: {record}"
 
 
+#: The one data stage that records no source: it draws its datasets itself.
+DRAWN = {"generate": "generated"}
+
+
+def data_stages_upstream(repo, output: str) -> set[str]:
+    """The stages with no stage upstream (those that bring data in) that ``output``'s stage depends on."""
+    stages = expanded_stages(repo)
+    makers = {out: name for name, stage in stages.items() for out in stage_outputs(stage)}
+
+    def maker(path: str) -> str | None:
+        return next((name for out, name in makers.items() if path == out or path.startswith(out.rstrip("/") + "/")),
+                    None)
+
+    def upstream(name: str) -> set[str]:
+        before = {maker(dep) for dep in stages[name].get("deps", [])} - {None}
+        return set().union(*map(upstream, before)) if before else {name}
+
+    return upstream(maker(output))
+
+
+def test_every_model_reports_the_source_of_the_data_it_was_trained_on(baseline):
+    """The ``source`` in each model's metrics and evaluation is its data stage's, as dvc.yaml connects them."""
+    repo = baseline.path
+    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["artifacts"].values()
+    models = [Path(spec["path"]).name for spec in declared if spec["type"] == "model"]
+    assert len(models) == len({*MODELS, *SCORED_WHERE_FITTED})
+    for model in models:
+        (data_stage,) = data_stages_upstream(repo, f"metrics/{model}.json")
+        stats = repo / "plots" / data_stage / "data_stats.json"
+        source = load_strict(stats)["source"] if data_stage not in DRAWN else DRAWN[data_stage]
+        for scored in (f"metrics/{model}.json", f"plots/{model}/evaluation.json"):
+            assert load_strict(repo / scored)["source"] == source, f"{scored}: not {data_stage}'s source {source!r}"
+
+
 def test_deleting_metrics_reevaluates_without_retraining(baseline, tmp_path):
     repo = clone_workspace(baseline.path, tmp_path / "workspace")
     shutil.rmtree(repo / "metrics")
@@ -83,6 +119,54 @@ def test_predict_without_a_model_says_which_stage_makes_it(tmp_path):
                             capture_output=True, text=True, env={**venv_env(), "PYTHONPATH": str(ROOT)}, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: models/imdb_tfidf: missing (run `dvc repro preprocess` to make it)"
+
+
+def agrees_with_the_evaluate_stage(repo, model: str, predictions: list[dict], actual: list[str]) -> None:
+    """Input by input, the labels the evaluate stage gave the test split (its confusion.json, in the
+    split's order), hence its test accuracy; each label the class with the highest probability."""
+    assert [p["label"] for p in predictions] == [max(p["probabilities"], key=p["probabilities"].get)
+                                                for p in predictions]
+    confusion = load_strict(repo / "plots" / model / "confusion.json")
+    assert [row["actual"] for row in confusion] == actual
+    assert [p["label"] for p in predictions] == [row["predicted"] for row in confusion], model
+    right = sum(p["label"] == label for p, label in zip(predictions, actual))
+    assert right / len(actual) == pytest.approx(load_strict(repo / "plots" / model / "evaluation.json")["test"]["accuracy"],
+                                                rel=1e-5)
+
+
+def test_predict_answers_as_the_model_and_its_evaluate_stage_on_the_test_split(baseline, tmp_path):
+    """`nnlab.predict` on the test split's own inputs (MNIST digits saved as images, IMDB reviews as
+    text) gives the class the model scores highest, computed here from the stored test features,
+    and the evaluate stage's label for each input."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from nnlab.datasets import imdb, mnist
+    from nnlab.models import linear, sentiment
+
+    repo = baseline.path
+    with np.load(repo / "data/mnist/raw.npz") as raw:
+        images, digits = raw["images_test"], raw["labels_test"]
+    paths = [str(tmp_path / f"{index}.png") for index in range(len(images))]
+    for image, path in zip(images, paths):
+        Image.fromarray(image).save(path)
+    X_test = mnist.load_normalized(repo / "data/mnist/normalized.npz").X_test
+    for model, load in (("mnist_linear", linear.load_numpy_model), ("mnist_torch", linear.load_torch_model)):
+        predictions = predict(repo, "mnist", *paths, "--model", model)
+        classifier, spec = load(repo / "models" / model, model)
+        assert [p["label"] for p in predictions] == [spec["classes"][i] for i in classifier.scores(X_test).argmax(axis=1)]
+        agrees_with_the_evaluate_stage(repo, model, predictions, [str(d) for d in digits])
+
+    reviews = imdb.read_reviews_table(repo / imdb.REVIEWS_TABLE)
+    test = reviews[reviews["split"] == "test"]
+    features = imdb.load_features(repo / "data/imdb/tfidf")[2]
+    for model in ("imdb_train", "imdb_tuned"):
+        predictions = predict(repo, "imdb", *test["review"], "--model", model)
+        net, _ = sentiment.load_model(repo / "models" / model)
+        positive = sentiment.predict_proba(net, features, torch.device("cpu")) >= 0.5
+        assert [p["label"] for p in predictions] == [imdb.SENTIMENTS[int(p)] for p in positive]
+        agrees_with_the_evaluate_stage(repo, model, predictions, test["sentiment"].tolist())
 
 
 def test_predict_on_real_samples(baseline, shared_data, tmp_path):

@@ -4,7 +4,8 @@
   group) and then, in the next run, by SIGKILL of the stage's own python process:
   neither leaves a temporary file, the next `dvc repro` finishes the pipeline, no temporary or half-written output survives, every
   metrics file is strict JSON, and the outputs equal the uninterrupted baseline's.
-- Determinism: `dvc repro --force` of numpy, torch and scikit-learn stages gives
+- Determinism: `dvc repro --force` of numpy, torch and scikit-learn stages, each in a fresh
+  interpreter (another hash seed, one thread), gives
   byte-identical outputs (metrics, plots, data) to the baseline's first run, which
   also shows that running a stage twice on unchanged inputs leaves its outputs as
   they were. Study tables keep wall-clock columns (TIMING_COLUMNS); those files
@@ -15,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import random
 import select
 import signal
 import struct
@@ -181,10 +183,18 @@ def test_interrupted_training_then_repro_recovers(baseline, tmp_path):
 
 
 def test_forced_rerun_gives_identical_outputs(baseline, tmp_path):
-    """Determinism and idempotence: the same stages again, nothing changed, the same bytes."""
+    """Determinism and idempotence: the same stages again, nothing changed, the same bytes.
+
+    The baseline's stages ran in forks of the stage server; these run as a user's `dvc repro` runs
+    them, each in a fresh interpreter with another hash seed (a set of strings iterates in another
+    order) and one thread where the server had every core. The forks reseed every global random
+    generator (tests/stage_server.py), so an unseeded draw differs from the baseline's either way.
+    """
     repo = clone_workspace(baseline.path, tmp_path / "workspace")
     before = {name: (repo / name).stat().st_mtime_ns for name in all_outputs(repo)}
-    output = sh("dvc", "repro", "--force", "-s", *DETERMINISM_STAGES, cwd=repo)
+    as_a_user = {**venv_env(stage_server=False), "PYTHONHASHSEED": str(random.randrange(1, 2**32)),
+                 "OMP_NUM_THREADS": "1"}
+    output = sh("dvc", "repro", "--force", "-s", *DETERMINISM_STAGES, cwd=repo, env=as_a_user)
     assert output.count("Running stage") == len(DETERMINISM_STAGES), output
     rerun = sorted(f for stage in DETERMINISM_STAGES for f in files_under(repo, stage_outs(repo, stage)))
     # A training stage's persisted checkpoint is kept, not rewritten, when the run it records is complete.

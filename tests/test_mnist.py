@@ -336,6 +336,22 @@ def test_train_size_study_clamps_to_the_data():
     assert [(run.settings["used_size"], run.settings["clamped"]) for run in runs] == [(50, False), (200, True)]
 
 
+def test_train_size_study_records_the_rows_it_trained_on(monkeypatch):
+    """used_size is the number of rows training got (counted in a wrapped train_numpy), not the size asked for."""
+    trained, train = [], linear.train_numpy
+
+    def counting(data, **kwargs):
+        assert len(data.X_train) == len(data.Y_train) == len(data.labels_train)
+        trained.append(len(np.unique(data.X_train, axis=0)))
+        return train(data, **kwargs)
+
+    monkeypatch.setattr(linear, "train_numpy", counting)
+    available = len(np.unique(small_data().X_train, axis=0))
+    runs = linear.train_size_study(small_data(), sizes=[50, 10_000], lr=0.001, batch_size=10, iterations=10,
+                                   eval_every=5, seed=0)
+    assert [run.settings["used_size"] for run in runs] == trained == [50, available]
+
+
 # -- stages -------------------------------------------------------------------------
 @pytest.fixture
 def workdir(tmp_path):

@@ -259,3 +259,36 @@ def test_backward_params_gives_the_gradients_of_backward(rng):
     model = Sequential([Linear(3, 5, rng=rng), Tanh(), Linear(5, 4, rng=rng)])
     for full, params_only in zip(gradients(model, Sequential.backward), gradients(model, Sequential.backward_params)):
         np.testing.assert_array_equal(full, params_only)
+
+
+# Outputs on both sides of 0.5 (one exactly on it), a target given flat as stages pass labels.
+SINGLE_COLUMN = np.array([[0.5], [0.2], [0.9], [0.7]]), np.array([1, 0, 0, 1])
+
+
+@pytest.mark.parametrize("loss, pred, target, expected", [
+    (BinaryCrossEntropy(), *SINGLE_COLUMN, 0.75),
+    (MSE(), *SINGLE_COLUMN, 0.75),
+    # Two classes, one row with both outputs below 0.5: its class is still the larger one.
+    (MSE(), np.array([[0.45, 0.4], [0.2, 0.6]]), np.array([[1, 0], [1, 0]]), 0.5),
+], ids=["bce", "mse-one-column", "mse-one-hot"])
+def test_accuracy_reads_each_output_as_its_class(loss, pred, target, expected):
+    assert loss.accuracy(pred, target) == expected
+
+
+@pytest.mark.parametrize("loss", [MSE(), BinaryCrossEntropyWithLogits()], ids=["mse", "bce-logits"])
+def test_integer_targets_given_flat_keep_the_outputs_shape_and_dtype(loss):
+    pred = np.array([[0.25], [-1.5]], dtype=np.float32)
+    column = loss.forward(pred, np.array([[1.0], [0.0]], dtype=np.float32))
+    flat = loss.forward(pred, np.array([1, 0]))
+    grad = loss.backward()   # of the flat integer target's loss
+    assert flat == column
+    assert grad.shape == pred.shape and grad.dtype == np.float32
+
+
+def test_xavier_fills_its_whole_range_and_no_more(rng):
+    from nnlab.nn import init
+
+    weights = init.xavier((30, 10), rng)
+    limit = np.sqrt(6.0 / 40)
+    assert weights.shape == (30, 10)
+    assert -limit <= weights.min() < -0.9 * limit and 0.9 * limit < weights.max() <= limit

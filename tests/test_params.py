@@ -112,7 +112,7 @@ def test_every_stage_refuses_a_bad_train_key_or_an_unknown_section(tmp_path, key
 
 @pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:3"])
 def test_devices_accepted_by_params(tmp_path, device):
-    load_params(write_params(tmp_path, **{"train.device": device}))
+    assert train_settings(load_params(write_params(tmp_path, **{"train.device": device}))).device == device
 
 
 def test_threads_auto_is_every_usable_core_and_a_count_is_kept(tmp_path):
@@ -132,3 +132,18 @@ def test_known_sections_are_those_dvc_yaml_reads():
                 read.add(re.sub(r"\$\{item\}", str(item), name).split(".")[0])
     assert SECTIONS == read
     assert set(yaml.safe_load((ROOT / "params.yaml").read_text())) == SECTIONS
+
+
+@pytest.mark.parametrize("value, reason", [
+    (True, "must be integers separated by commas"), ({"a": 1}, "must be integers separated by commas"),
+    ([1.5], "1.5 is not an integer"), ([True], "True is not an integer"), ("1,0", "every entry must be >= 1"),
+    ([], "must hold at least one integer")])
+def test_int_list_refusal_names_the_key_the_value_and_why(value, reason):
+    with pytest.raises(ParamError) as err:
+        section(sizes=value).int_list("sizes")
+    assert str(err.value) == f"params.yaml: model.sizes = {value!r}: {reason}"
+
+
+def test_int_list_takes_integers_down_to_its_minimum():
+    assert section(sizes=[1, "2", 3.0]).int_list("sizes") == [1, 2, 3]
+    assert section(sizes="0, 4").int_list("sizes", min=0) == [0, 4]

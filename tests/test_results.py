@@ -1,13 +1,15 @@
 """nnlab.results scores predictions with numpy; they equal scikit-learn's, empty classes included."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score, recall_score
 
-from nnlab.results import classifier_scores, macro_f1
+from nnlab.results import SCORE_COLUMNS, TrainResult, classifier_scores, macro_f1
 
 # A handful of float divisions and one mean of at most four classes: a few units in the last place.
 REL = 8 * np.finfo(np.float64).eps
@@ -44,3 +46,11 @@ def test_scores_equal_sklearn(case):
 def test_train_split_has_accuracy_and_loss_only():
     assert classifier_scores(np.array([0, 1]), np.array([0, 0]), ["a", "b"], 0.25, train=True) == \
         {"accuracy": 0.5, "loss": 0.25}
+
+
+def test_a_run_reports_its_last_scores_and_how_it_ended():
+    rows = [{**dict.fromkeys(SCORE_COLUMNS, 0.25), "epoch": 1}, {**dict.fromkeys(SCORE_COLUMNS, 0.75), "epoch": 2}]
+    run = TrainResult("epoch", rows, trained=2)
+    assert run.final() == dict.fromkeys(SCORE_COLUMNS, 0.75)
+    assert run.run_record() == {"diverged": False, "diverged_at": None, "trained": 2, "unit": "epoch"}
+    assert all(math.isnan(value) for value in TrainResult("epoch", rows, trained=2, diverged_at=3).final().values())

@@ -22,6 +22,7 @@ def test_device_choice():
         torch_device("tpu")
 
 
+@pytest.mark.skips_in_ci
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
 @pytest.mark.parametrize("name", ["cuda", "cuda:1"])
 def test_cuda_without_a_gpu_is_one_clear_line(name):
@@ -29,6 +30,7 @@ def test_cuda_without_a_gpu_is_one_clear_line(name):
         torch_device(name)
 
 
+@pytest.mark.skips_in_ci
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_index_is_kept_and_checked():
     assert torch_device("cuda:0") == torch.device("cuda:0")

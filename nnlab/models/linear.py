@@ -327,9 +327,9 @@ def train_size_study(data: NormalizedMnist, *, sizes: list[int], lr: float, batc
     runs = []
     progress = Progress(len(sizes), "training-set sizes", unit="run", lines_on_terminal=True)
     for requested in sizes:
-        used = min(requested, available)
-        part = subset(data, used, np.random.default_rng(seed))
+        part = subset(data, min(requested, available), np.random.default_rng(seed))
         scorers = (Scorer(part.X_train, part.labels_train), score_test)
+        used = len(part.labels_train)   # counted from the rows trained on, not from the size asked for
         runs.append(timed_numpy_run({"requested_size": requested, "used_size": used,
                                      "clamped": used < requested}, part, seed, lr=lr, batch_size=batch_size,
                                     iterations=iterations, eval_every=eval_every, scorers=scorers))
