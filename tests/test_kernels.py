@@ -38,6 +38,7 @@ AVX512_KERNELS = {"OPENBLAS_CORETYPE": "SkylakeX", "ATEN_CPU_CAPABILITY": "avx51
                   "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "AVX512"}
 AVX512_FLAGS = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 
+# Hardware: CI runs on whatever x86-64 it is given, so these may skip there too (skips_in_ci).
 needs_avx2 = pytest.mark.skipif(kernels.choice({}) != "pinned",
                                 reason="this CPU has no AVX2: nothing is pinned (nnlab/kernels.py)")
 
@@ -76,6 +77,7 @@ def differing(ours: dict[str, bytes], theirs: dict[str, bytes]) -> list[str]:
     return [name for name in ours if ours[name] != theirs[name]]
 
 
+@pytest.mark.skips_in_ci
 @needs_avx2
 def test_the_pinned_kernels_give_the_same_bytes_whatever_kernels_the_environment_asks_for(data, tmp_path):
     runs = in_turns(data, tmp_path, {"own": {}, "no_avx": without_opt_out(NO_AVX_KERNELS),
@@ -85,6 +87,7 @@ def test_the_pinned_kernels_give_the_same_bytes_whatever_kernels_the_environment
     assert set(differing(runs["own"], runs["no_avx_opted_out"])) >= set(MODELS)
 
 
+@pytest.mark.skips_in_ci
 @needs_avx2
 def test_the_pin_overrides_avx512_kernels_too(data, tmp_path):
     if not AVX512_FLAGS <= kernels.cpu_flags():
