@@ -10,10 +10,14 @@ suite's 5-minute budget on 2 cores:
 - ``make X`` → ``make -n X`` (``make repro`` must then show ``dvc repro``, which runs
   as documented: nothing to do in the reproduced clone; a ``dvc exp run`` that a make
   target would run, such as ``make real``'s, gets the static check);
-- ``dvc exp run``: the README's one-stage example runs on the tiny params, named so that
-  it is the experiment ``<exp>`` stands for; every other one gets the static check
-  (``--dry`` is no cheaper: DVC 3.67 runs a dry experiment in a temporary copy without
-  the cached data, where it fails); ``--queue``/``--run-all`` and ``dvc queue …``
+- ``dvc exp run``: the README's examples run on the tiny params (the first named so that
+  it is the experiment ``<exp>`` stands for) and must record their own figures
+  (:func:`check_experiment`); every other one gets the static check and the plan check
+  (:func:`plan_problems`: what its ``-S`` keys make DVC rerun reaches the metrics and
+  RESULTS.md, which a target could cut short). They are the same mechanism on other
+  keys, and running each (a minute or more apiece on two cores) would not fit the suite's
+  budget. ``--dry`` is no cheaper: DVC 3.67 runs a dry experiment in a temporary copy
+  without the cached data, where it fails. ``--queue``/``--run-all`` and ``dvc queue …``
   run in tests/test_experiments.py;
 - ``dvc repro -f``/``--force``: the static check (forced reruns: tests/test_faults.py);
 - the variants in ``PROVEN``, run by other tests or by a twin here: the static check;
@@ -45,7 +49,7 @@ import yaml
 from conftest import ROOT, SHARED_DATA, venv_env
 
 pytest.register_assert_rewrite("pipeline_repo")
-from pipeline_repo import GIT_ENV, clone_workspace, expanded_stages  # noqa: E402
+from pipeline_repo import GIT_ENV, clone_workspace, expanded_stages, stage_outputs  # noqa: E402
 
 pytest_plugins = ["pipeline_repo"]
 
@@ -65,6 +69,7 @@ class Command:
     source: str      # file:line
     text: str
     needs: str       # "" or what the docs say it needs: "network", "your data"
+    comment: str = ""
 
 
 #: Variants whose run other tests prove, or a twin of a command run here: the static check
@@ -114,7 +119,7 @@ def documented_commands() -> list[Command]:
                 part = part.strip()
                 if part.startswith(PREFIXES) or part in ("dvc", "make"):
                     commands.append(Command(f"{path.relative_to(ROOT)}:{number}", part,
-                                            match.group(1).strip() if match else ""))
+                                            match.group(1).strip() if match else "", comment))
     return commands
 
 
@@ -131,8 +136,9 @@ def has_key(params: dict, dotted: str) -> bool:
     return True
 
 
-def static_problems(argv: list[str], repo: Path) -> list[str]:
-    """What DVC would refuse in ``dvc <argv>`` before running anything."""
+def static_problems(argv: list[str], repo: Path, *, stale_said: bool = False) -> list[str]:
+    """What DVC would refuse in ``dvc <argv>`` before running anything, and (for ``dvc exp run``)
+    stages its targets would leave stale, unless its comment says so (``stale_said``)."""
     from dvc.cli import parse_args
     from dvc.utils.hydra import get_hydra_sweeps
 
@@ -162,7 +168,43 @@ def static_problems(argv: list[str], repo: Path) -> list[str]:
     if argv[:2] == ["exp", "run"]:
         stages = stage_names(repo)
         problems += [f"{target}: no such stage" for target in args.targets or [] if target not in stages]
+        if overrides and not problems and not stale_said:
+            problems += plan_problems(overrides, args.targets or [], repo)
     return problems
+
+
+def plan_problems(overrides: list[str], targets: list[str], repo: Path) -> list[str]:
+    """Whether the stages DVC reruns for ``-S`` changes of these keys (the stages that read them
+    and everything downstream) all run with these targets: a target upstream of a model's
+    evaluation or of the report leaves that model's metrics or RESULTS.md from the run before."""
+    stages = expanded_stages(repo)
+    maker = {out: name for name, stage in stages.items() for out in stage_outputs(stage)}
+    upstream = {name: {maker[dep] for dep in stage.get("deps", []) if dep in maker} for name, stage in stages.items()}
+    keys = [override.split("=", 1)[0].lstrip("+~") for override in overrides]
+
+    def reads(stage: dict, key: str) -> bool:
+        names = []
+        for entry in stage.get("params", []):   # "key", or {params file: [keys]}
+            names += [entry] if isinstance(entry, str) else [name for keys in entry.values() for name in keys]
+        return any(key == name or key.startswith(name + ".") or name.startswith(key + ".") for name in names)
+
+    rerun = {name for name, stage in stages.items() if any(reads(stage, key) for key in keys)}
+    grown = True
+    while grown:
+        downstream = {name for name, before in upstream.items() if before & rerun} - rerun
+        rerun |= downstream
+        grown = bool(downstream)
+    if not rerun:
+        return [f"-S {', '.join(keys)}: no stage reads it, so nothing would rerun"]
+    if not targets:
+        return []
+    reached = set(targets)
+    frontier = set(targets)
+    while frontier:
+        frontier = {before for name in frontier for before in upstream[name]} - reached
+        reached |= frontier
+    left = sorted(rerun - reached)
+    return [f"targets {targets} leave stale: {', '.join(left)}"] if left else []
 
 
 def run(command: str, repo: Path, timeout: int = 180) -> subprocess.CompletedProcess:
@@ -188,7 +230,7 @@ def check_for(command: Command, text: str, state: dict) -> tuple[str, str | list
         return "run", text
     argv = words[1:]
     if argv[:2] == ["exp", "run"]:
-        if command.needs or "--queue" in argv or "--run-all" in argv:   # tests/test_experiments.py runs the queue
+        if command.needs or "--queue" in argv or "--run-all" in argv or not command.source.startswith("README"):
             return "static", argv
         if "-n" not in argv and not state.get("experiment"):   # the first becomes <exp>
             state["experiment"] = True
@@ -213,6 +255,25 @@ def experiment_rev(repo: Path, output: str) -> tuple[str, str]:
     return experiment_ref(repo, re.search(r"Ran experiment\(s\): (\S+)", output).group(1))
 
 
+def _lock(repo: Path, rev: str) -> dict:
+    from nnlab.compare import Revision, _yaml
+
+    return (_yaml(Revision(repo, rev).read("dvc.lock")) or {}).get("stages", {})
+
+
+def model_hashes(repo: Path, rev: str) -> dict[str, str]:
+    """Every model folder's hash as recorded in ``rev``'s dvc.lock."""
+    return {out["path"]: out["md5"] for stage in _lock(repo, rev).values() for out in stage.get("outs", [])
+            if out["path"].startswith("models/")}
+
+
+def scoring_stages(repo: Path, rev: str) -> dict[str, set[str]]:
+    """The stages that write a metrics file, with the model folders they read."""
+    return {name: {dep["path"] for dep in stage.get("deps", []) if dep["path"].startswith("models/")}
+            for name, stage in _lock(repo, rev).items()
+            if any(out["path"].startswith("metrics/") for out in stage.get("outs", []))}
+
+
 def check_experiment(text: str, result: subprocess.CompletedProcess, repo: Path) -> list[str]:
     """What the docs say of every ``dvc exp run`` they show: it records its own figures (no stage
     it depends on is stale in its commit, and every stage that scores a model it retrained ran and
@@ -231,18 +292,18 @@ def check_experiment(text: str, result: subprocess.CompletedProcess, repo: Path)
     changed = {key for key in set(base) | set(ours) if base.get(key) != ours.get(key)}
     if changed != asked:
         problems.append(f"experiment {name} changed params {sorted(changed)}, its -S named {sorted(asked)}")
-    ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
     files_changed = set(run(f"git diff --name-only HEAD {rev}", repo).stdout.split())
     producers = metrics_producers(Revision(repo, rev))
-    for path, stage in producers.items():
-        if path.startswith("metrics/") and stage in ran:
+    models_before, models_now = model_hashes(repo, "HEAD"), model_hashes(repo, rev)
+    retrained = {path for path in models_now if models_now[path] != models_before.get(path)}
+    if not retrained:
+        problems.append(f"experiment {name} retrained no model")
+    for stage, deps in scoring_stages(repo, rev).items():   # where the model changed, its figures did
+        if deps & retrained:
             written = {out for out, maker in producers.items() if maker == stage}
             if not written & files_changed:
-                problems.append(f"experiment {name}: {stage} ran but none of {sorted(written)} changed")
-    trained = {stage for stage in ran if any(p.startswith("models/") for p, s in producers.items() if s == stage)}
-    scored = {producers[p] for p in producers if p.startswith("metrics/")}
-    if trained and not (ran & scored):
-        problems.append(f"experiment {name} retrained {sorted(trained)} but scored nothing")
+                problems.append(f"experiment {name}: {sorted(deps & retrained)} changed, {stage}'s "
+                                f"{sorted(written)} did not")
     if "--temp" not in text:
         status = run("dvc status", repo).stdout
         if "up to date" not in status:
@@ -400,7 +461,7 @@ def test_documented_commands_run(baseline, tmp_path):
         start = time.monotonic()
         if how == "static":
             argv = line
-            problems = static_problems(argv, repo)
+            problems = static_problems(argv, repo, stale_said="stale" in command.comment)
             line = "static check"
             if problems:
                 failures.append(f"{command.source}: {command.text}\n  ({line})\n  " + "\n  ".join(problems))
