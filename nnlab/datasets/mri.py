@@ -93,6 +93,12 @@ def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     return files, empty_folders
 
 
+def count_files(root: str | Path) -> int:
+    """The entries in the class folders of ``root``'s splits (0 for what is missing), counted without
+    reading them."""
+    return sum(1 for split in FOLDER_SPLITS for _ in Path(root, split).glob("*/*"))
+
+
 def decode_slice(path: Path, height: int, width: int) -> np.ndarray:
     """The image as uint8 (H, W); raises ValueError with the reason when unusable."""
     import warnings
