@@ -96,6 +96,9 @@ def main(argv=None) -> None:
     empty_folders = [folder for split in splits.values() for folder in split.empty_folders]
     for folder in empty_folders:
         print(f"warning: {folder}: empty class folder", file=sys.stderr)
+    if skipped:
+        print(f"warning: skipped {len(skipped)} unusable file(s) (on_bad_file: skip), listed in {PLOT_DIR}/skipped.csv",
+              file=sys.stderr)
     counts = {split: {"count": len(s.labels), "per_class": s.class_counts()} for split, s in splits.items()}
     with StageOutputs() as out:
         directory = out.directory(DATA_DIR)
