@@ -34,10 +34,11 @@ def classifier_config(params: Section, cfg: Section) -> ClassifierConfig:
 
 def classifier_memory(cfg: Section, config: ClassifierConfig, features: str, *, copies: int = 1) -> tuple:
     """What ``copies`` classifiers of ``config`` trained side by side need (:func:`nnlab.memory.torch_net`), on
-    the TF-IDF matrix ``features`` (its width read from the file; 0 when it cannot be read)."""
+    the TF-IDF matrix ``features`` (its width read from the file; 1 when it cannot be read, and reading
+    the features then says why)."""
     return memory.torch_net(
         (cfg, "hidden_units"), (cfg, "batch_size"),
-        lambda: SentimentNet(memory.sparse_columns(features), config.hidden_units, config.activation, config.init,
-                             sparse_gradient=sparse_gradient_fits(config)),
+        lambda: SentimentNet(max(memory.sparse_columns(features), 1), config.hidden_units, config.activation,
+                             config.init, sparse_gradient=sparse_gradient_fits(config)),
         batch=config.batch_size, eval_batch=PREDICT_BATCH_SIZE, optimizer_slots=2 if config.optimizer == "adam" else 0,
         layer_widths=[width for width in (*config.hidden_units, 1) for _ in "xy"], copies=copies)   # linear, activation
