@@ -198,7 +198,7 @@ def tanh_mlp(section: Section, key: str, *, inputs: int, hidden: int, classes: i
     weights = runs * (hidden * (inputs + classes + 1) + classes)
     activations = runs * rows * (hidden + classes)
     return Need(section, key, 4 * 3 * weights + 8 * 3 * weights + 8 * 3 * activations,
-                f"{runs} run(s) of {hidden:,} hidden units scoring {rows:,} samples")
+                f"{hidden:,} hidden units scoring {rows:,} samples" + (f", {runs} runs at once" if runs > 1 else ""))
 
 
 def torch_net(weights_key: tuple[Section | None, str], batch_key: tuple[Section, str], build: Callable[[], "object"],
@@ -225,7 +225,8 @@ def torch_net(weights_key: tuple[Section | None, str], batch_key: tuple[Section,
                 hook.remove()
     activations = max(2 * batch * sum(layer_widths), 2 * eval_batch * max(layer_widths, default=0))
     return (Need(*weights_key, 4 * (3 + optimizer_slots) * weights * copies, f"{weights * copies:,} weights"),
-            Need(*batch_key, 4 * activations * copies, f"the activations of batches of {batch:,}"))
+            Need(*batch_key, 4 * activations * copies,
+                 f"the activations of training batches of {batch:,} and scoring batches of {eval_batch:,}"))
 
 
 # -- the sizes of inputs, from their headers ------------------------------------------------------
