@@ -22,6 +22,12 @@ from typing import BinaryIO
 import numpy as np
 
 
+def chunk_bytes_per_pixel(channels: int) -> int:
+    """Bytes per pixel of a chunk being fitted or standardised: float64 copies in ``partial_fit``, the
+    float32 input, transform's output and the ``channels`` stacked copies."""
+    return 3 * 8 + 4 * (2 + channels)
+
+
 def fit_pixel_scaler(images: np.ndarray, chunk_size: int):
     """A ``StandardScaler`` over the H*W pixels of ``images`` (N, H, W), fitted chunk by chunk."""
     from sklearn.preprocessing import StandardScaler

@@ -56,8 +56,9 @@ from nnlab.errors import OutputError
 JOURNAL_PREFIX = ".publishing."
 # A journal being written, then the complete one; both match .gitignore's `.*.tmp*`.
 JOURNAL_PART, JOURNAL_DONE = ".tmp.part", ".tmp.json"
-# Errors of a write whose OSError carries no file name (write() on a full disk or past ulimit -f).
-UNNAMED_WRITE_ERRORS = {errno.EFBIG, errno.ENOSPC, errno.EDQUOT}
+# Errors of a write whose OSError carries no file name (write() on a full disk or past ulimit -f). numpy's
+# ndarray.tofile (np.save to a path) reports the same short write with no errno at all: None.
+UNNAMED_WRITE_ERRORS = {errno.EFBIG, errno.ENOSPC, errno.EDQUOT, None}
 
 
 def _umask() -> int:
@@ -316,4 +317,5 @@ def _writing(final: Path) -> Iterator[None]:
 def _cannot_write(final: Path, exc: OSError) -> OutputError:
     """One line naming the output, and the folder in its way when that is the cause."""
     blocker = exc.filename is not None and Path(exc.filename) in final.parents
-    return OutputError(f"cannot write {final}: {exc.strerror or exc}" + (f" ({exc.filename})" if blocker else ""))
+    reason = exc.strerror or (f"disk full or file size limit reached ({exc})" if exc.errno is None else exc)
+    return OutputError(f"cannot write {final}: {reason}" + (f" ({exc.filename})" if blocker else ""))

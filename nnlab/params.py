@@ -96,6 +96,10 @@ class Section:
         """Build the one-line error for ``key`` (raise the result)."""
         return ParamError(f"{self._file}: {self.key_path(key)} = {value!r}: {why}")
 
+    def refuse(self, key: str, why: str) -> ParamError:
+        """:meth:`fail` with the value as params.yaml holds it (raise the result)."""
+        return self.fail(key, self._data.get(key), why)
+
     def keys(self) -> list[str]:
         return list(self._data)
 

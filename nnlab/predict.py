@@ -167,16 +167,16 @@ def predict_mri(paths: Sequence[str], models: Path, model: str | None) -> list[P
 
 def read_digit(path: Path, side: int) -> np.ndarray:
     """A ``side`` x ``side`` greyscale image as uint8; other sizes and colour images are refused."""
-    from PIL import Image, UnidentifiedImageError
+    from nnlab.datasets.mri import open_image
 
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.load()
             if image.mode not in ("L", "1", "P", "LA"):
                 raise DataError(f"{path}: a {image.mode} image; a digit is greyscale (mode L), white on black")
             grey = image.convert("L")
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"{path}: unreadable image ({exc})") from None
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from None
     if grey.size != (side, side):
         raise DataError(f"{path}: image is {grey.size[0]}x{grey.size[1]}, expected {side}x{side}: "
                         f"the models are trained on MNIST's {side}x{side} grey digits, white on black, centred")

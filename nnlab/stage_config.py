@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import sys
 
-from nnlab.models.sentiment import ACTIVATIONS, INITS, OPTIMIZERS, ClassifierConfig
+from nnlab import memory
+from nnlab.models.sentiment import (ACTIVATIONS, INITS, OPTIMIZERS, PREDICT_BATCH_SIZE, ClassifierConfig, SentimentNet,
+                                    sparse_gradient_fits)
 from nnlab.params import Section, learning_rate
 
 
@@ -28,3 +30,15 @@ def classifier_config(params: Section, cfg: Section) -> ClassifierConfig:
         log_every=cfg.int("log_every", min=1),
     )
 
+
+
+def classifier_memory(cfg: Section, config: ClassifierConfig, features: str, *, copies: int = 1) -> tuple:
+    """What ``copies`` classifiers of ``config`` trained side by side need (:func:`nnlab.memory.torch_net`), on
+    the TF-IDF matrix ``features`` (its width read from the file; 1 when it cannot be read, and reading
+    the features then says why)."""
+    return memory.torch_net(
+        (cfg, "hidden_units"), (cfg, "batch_size"),
+        lambda: SentimentNet(max(memory.sparse_columns(features), 1), config.hidden_units, config.activation,
+                             config.init, sparse_gradient=sparse_gradient_fits(config)),
+        batch=config.batch_size, eval_batch=PREDICT_BATCH_SIZE, optimizer_slots=2 if config.optimizer == "adam" else 0,
+        layer_widths=[width for width in (*config.hidden_units, 1) for _ in "xy"], copies=copies)   # linear, activation

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 
+from nnlab import memory
 from nnlab.cli import run, stage_parser
 from nnlab.datasets.synthetic import load_split
 from nnlab.io import StageOutputs
@@ -48,6 +49,9 @@ def main(argv=None) -> None:
     init = cfg.str("init", choices=mlp.INITS)
     init_std = cfg.float("init_std", positive=True)
     cfg.check_all_used()
+    memory.check(memory.numpy_mlp(cfg, "hidden_units", [2, *hidden, N_CLASSES],
+                                  memory.first_dimension(INPUT, "X_train", "X_test")),
+                 memory.history(cfg, "epochs", epochs / eval_every, copies=len(sizes)))
     data = load_split(INPUT)
     n_train = len(data.y_train)
     cfg.batch_sizes("batch_sizes", n_train)

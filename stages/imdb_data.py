@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nnlab import memory
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import imdb
 from nnlab.datasets.reviews_synthetic import synthetic_reviews
@@ -19,6 +20,11 @@ from nnlab.io import StageOutputs
 from nnlab.params import Section, load_params
 
 SPLITS = ("random", "official")
+#: Characters of a synthetic sentence, about, and the copies a review has on its way to the CSV
+#: (the generated string, the frame, the split's frame, the CSV text).
+SENTENCE_CHARS, REVIEW_COPIES = 70, 6
+#: An invented word in the vocabulary's set, list and sorted list.
+WORD_BYTES = 200
 STATS = "plots/imdb_data/data_stats.json"
 
 
@@ -43,11 +49,18 @@ def load_reviews(cfg: Section) -> tuple[str, pd.DataFrame]:
     test_fraction = cfg.float("test_fraction", min=0.01, max=0.99)
     seed = cfg.int("seed", min=0)
     max_review_bytes = cfg.int("max_review_bytes", min=1)
-    synthetic = synthetic_options(cfg.section("synthetic"))
+    synthetic_cfg = cfg.section("synthetic")
+    synthetic = synthetic_options(synthetic_cfg)
     cfg.check_all_used()
     if source == "embedded":
         frame = imdb.read_embedded()
     elif source == "synthetic":
+        sentences = (synthetic["min_sentences"] + synthetic["max_sentences"]) / 2
+        memory.check(memory.array(synthetic_cfg, "n_reviews", (synthetic["n_reviews"], sentences * SENTENCE_CHARS), 1,
+                                  f"{synthetic['n_reviews']:,} reviews of {sentences:,.0f} sentences on average",
+                                  copies=REVIEW_COPIES),
+                     memory.array(synthetic_cfg, "vocabulary_size", (synthetic["vocabulary_size"],), WORD_BYTES,
+                                  f"{synthetic['vocabulary_size']:,} invented words"))
         frame = synthetic_reviews(seed=seed, **synthetic)
     elif source == "aclimdb":
         frame = imdb.read_aclimdb(path, download_dir, max_review_bytes)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab import plotting
+from nnlab import memory, plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import imdb
 from nnlab.errors import DataError
@@ -28,6 +28,8 @@ FEATURES = "data/imdb/tfidf"
 FEATURES_MODEL = "models/imdb_tfidf"
 PLOTS = "plots/preprocess"
 SAMPLE_CHARS = 5000   # the longest real aclImdb review is about 14 kB; most are under 2 kB
+#: Copies of the reviews table's text held at once: the frame, the cleaned texts, the tokens of a split.
+TEXT_COPIES = 8
 
 
 def cleaning_config(cfg: Section) -> CleaningConfig:
@@ -72,6 +74,8 @@ def main(argv=None) -> None:
     n_jobs = cfg.int("n_jobs", min=1)
     sample_seed = cfg.int("sample_seed", min=0)
     cfg.check_all_used()
+    memory.check(memory.workers(cfg, "n_jobs", n_jobs),
+                 memory.file_copies(imdb.REVIEWS_TABLE, TEXT_COPIES, "the reviews, cleaned and tokenised"))
 
     table = imdb.read_reviews_table(imdb.REVIEWS_TABLE)
     parts = {split: table[table["split"] == split] for split in ("train", "test")}

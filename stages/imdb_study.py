@@ -27,7 +27,8 @@ from nnlab.params import Section, load_params, seed, train_settings
 from nnlab.report import load_references, report_figure
 from nnlab.results import long_history, study_summary
 from nnlab.runtime import torch_device
-from nnlab.stage_config import classifier_config
+from nnlab import memory
+from nnlab.stage_config import classifier_config, classifier_memory
 
 FEATURES = "data/imdb/tfidf"
 PLOTS = "plots/imdb_study"
@@ -76,6 +77,13 @@ def main(argv=None) -> None:
     variants = {name: variant(base, variants_cfg.section(name)) for name in variants_cfg.keys()}
     variants_cfg.check_all_used()
     cfg.check_all_used()
+    side_by_side = min(n_jobs, len(variants))
+    configs = [*variants.values(), base]
+    largest = dataclasses.replace(base, batch_size=max(config.batch_size for config in configs),
+                                  optimizer="adam" if any(config.optimizer == "adam" for config in configs)
+                                  else base.optimizer)   # the variant that needs the most, roughly
+    memory.check(classifier_memory(base_cfg, largest, f"{FEATURES}/X_train.npz", copies=side_by_side),
+                 memory.workers(cfg, "n_jobs", side_by_side if side_by_side > 1 else 0))
     settings = train_settings(params)
     device = torch_device(settings.device)
     # Variants trained side by side would only fight over the cores with more than one thread each.

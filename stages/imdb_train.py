@@ -20,7 +20,8 @@ from nnlab.io import StageOutputs
 from nnlab.models import sentiment
 from nnlab.params import load_params, seed, train_settings
 from nnlab.runtime import torch_device
-from nnlab.stage_config import classifier_config
+from nnlab import memory
+from nnlab.stage_config import classifier_config, classifier_memory
 
 FEATURES = "data/imdb/tfidf"
 MODEL = "models/imdb_train"
@@ -34,6 +35,7 @@ def main(argv=None) -> None:
     cfg = params.section("imdb_train")
     config = classifier_config(params, cfg)
     cfg.check_all_used()
+    memory.check(classifier_memory(cfg, config, f"{FEATURES}/X_train.npz"))
     source = params.section("data").section("imdb").str("source", choices=imdb.SOURCES)
     settings = train_settings(params)
     device = torch_device(settings.device)

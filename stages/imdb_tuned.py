@@ -27,7 +27,8 @@ from nnlab.io import StageOutputs
 from nnlab.models import sentiment
 from nnlab.params import load_params, seed, train_settings
 from nnlab.runtime import torch_device
-from nnlab.stage_config import classifier_config
+from nnlab import memory
+from nnlab.stage_config import classifier_config, classifier_memory
 
 FEATURES = "data/imdb/tfidf"
 MODEL = "models/imdb_tuned"
@@ -49,6 +50,7 @@ def main(argv=None) -> None:
     config = classifier_config(params, cfg)
     validation_fraction = cfg.float("validation_fraction", min=0.01, max=0.99)
     cfg.check_all_used()
+    memory.check(classifier_memory(cfg, config, f"{FEATURES}/X_train.npz"))
     source = params.section("data").section("imdb").str("source", choices=imdb.SOURCES)
     settings = train_settings(params)
     device = torch_device(settings.device)

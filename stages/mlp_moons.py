@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+from nnlab import memory
 from nnlab.cli import run, stage_parser
 from nnlab.datasets.synthetic import load_split
 from nnlab.models import mlp
@@ -37,6 +38,9 @@ def main(argv=None) -> None:
     init_std = cfg.float("init_std", positive=True)
     run_seed = seed(params, cfg)
     cfg.check_all_used()
+    memory.check(memory.numpy_mlp(cfg, "hidden_units", [2, *hidden, len(CLASSES)],
+                                  memory.first_dimension(INPUT, "X_train", "X_test")),
+                 memory.history(cfg, "steps", steps / eval_every))
     data = load_split(INPUT)
     batch_size = cfg.batch_size("batch_size", len(data.y_train))
 

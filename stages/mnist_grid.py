@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from nnlab import plotting
+from nnlab import memory, plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import mnist
 from nnlab.io import StageOutputs
@@ -34,6 +34,8 @@ def main(argv=None) -> None:
     iterations, eval_every = cfg.int("iterations", min=1), cfg.int("eval_every", min=1)
     cfg.check_all_used()
     source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
+    memory.check(memory.history(cfg, "iterations", iterations / eval_every,
+                                copies=len(lrs) * len(cfg.int_list("batch_sizes"))))
     data = mnist.load_normalized(INPUT)
     batch_sizes = cfg.batch_sizes("batch_sizes", len(data.labels_train))
     runs = linear.lr_batch_grid(data, lrs=lrs, batch_sizes=batch_sizes, iterations=iterations,

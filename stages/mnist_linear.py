@@ -8,6 +8,7 @@ plots/mnist_linear/history.csv (step, train/test loss and accuracy every
 """
 from __future__ import annotations
 
+from nnlab import memory
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import mnist
 from nnlab.io import StageOutputs
@@ -25,6 +26,7 @@ def main(argv=None) -> None:
     cfg = params.section(NAME)
     settings = sgd_settings(params, cfg)
     cfg.check_all_used()
+    memory.check(memory.history(cfg, "iterations", settings["iterations"] / settings["eval_every"]))
     source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
     data = mnist.load_normalized(INPUT)
     cfg.batch_size("batch_size", len(data.labels_train), allow_full=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from nnlab import memory
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import mnist
 from nnlab.io import StageOutputs
@@ -27,6 +28,7 @@ def main(argv=None) -> None:
     settings = sgd_settings(params, cfg)
     bias = cfg.bool("bias")
     cfg.check_all_used()
+    memory.check(memory.history(cfg, "iterations", settings["iterations"] / settings["eval_every"]))
     source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
     device = torch_device(train_settings(params).device)
     data = mnist.load_normalized(INPUT)

@@ -9,7 +9,7 @@ training set is clamped to it.
 """
 from __future__ import annotations
 
-from nnlab import plotting
+from nnlab import memory, plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import mnist
 from nnlab.io import StageOutputs
@@ -29,6 +29,7 @@ def main(argv=None) -> None:
     settings = sgd_settings(params, cfg)
     cfg.check_all_used()
     source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
+    memory.check(memory.history(cfg, "iterations", settings["iterations"] / settings["eval_every"], copies=len(sizes)))
     data = mnist.load_normalized(INPUT)
     cfg.batch_size("batch_size", min(*sizes, len(data.labels_train)), allow_full=False)  # the smallest run's
     runs = linear.train_size_study(data, sizes=sizes, seed=seed(params), **settings)

@@ -17,6 +17,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from nnlab import memory
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import mri, mri_phantom
 from nnlab.io import StageOutputs, dumps_json
@@ -26,6 +27,10 @@ from nnlab.plotting import plt
 DATA_DIR = "data/mri/raw"
 PLOT_DIR = "plots/mri_data"
 SOURCES = ("synthetic", "folder")
+#: Copies of the slices held at once: decoded, cut into train and validation.
+SLICE_COPIES = 3
+#: float64 arrays of a slice's size that rendering one phantom holds (coordinates, radii, masks).
+RENDER_ARRAYS = 30
 DESCRIPTION = {"synthetic": "synthetic phantom slices (not real MRI)",
                "folder": "Kaggle Alzheimer's Dataset (4 class of Images)"}
 
@@ -48,6 +53,18 @@ def build(cfg: Section) -> tuple[str, dict[str, mri.Slices]]:
     root = folder.str("path")
     folder.check_all_used()
     cfg.check_all_used()
+    if source == "synthetic":
+        size = (phantom_options["height"], phantom_options["width"])
+        memory.check(*(memory.array(synthetic, f"n_{split}", (phantom_options[f"n_{split}"], *size), 1,
+                                    f"{phantom_options[f'n_{split}']:,} {split} slices of {size[0]}x{size[1]}",
+                                    copies=SLICE_COPIES)
+                       for split in mri.FOLDER_SPLITS),
+                     memory.array(synthetic, "height", size, 8, "rendering a slice", copies=RENDER_ARRAYS))
+    else:
+        files = mri.count_files(root)
+        memory.check(memory.array(folder, "height", (files, folder_options["height"], folder_options["width"]), 1,
+                                  f"{files:,} slices of {folder_options['height']}x{folder_options['width']}",
+                                  copies=SLICE_COPIES))
     if source == "synthetic":
         loaded = mri_phantom.phantom_splits(**phantom_options)
     else:
@@ -83,6 +100,9 @@ def main(argv=None) -> None:
     empty_folders = [folder for split in splits.values() for folder in split.empty_folders]
     for folder in empty_folders:
         print(f"warning: {folder}: empty class folder", file=sys.stderr)
+    if skipped:
+        print(f"warning: skipped {len(skipped)} unusable file(s) (on_bad_file: skip), listed in {PLOT_DIR}/skipped.csv",
+              file=sys.stderr)
     counts = {split: {"count": len(s.labels), "per_class": s.class_counts()} for split, s in splits.items()}
     with StageOutputs() as out:
         directory = out.directory(DATA_DIR)

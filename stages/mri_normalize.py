@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab import images
+from nnlab import images, memory
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import mri
 from nnlab.io import StageOutputs, dumps_json
@@ -45,6 +45,12 @@ def main(argv=None) -> None:
     chunk_size = cfg.int("chunk_size", min=1)
     sample_index = cfg.int("sample_index", min=0)
     cfg.check_all_used()
+    shape = memory.npy_shape(f"{RAW_DIR}/train_images.npy")
+    if shape is not None and len(shape) == 3:   # else reading the data says why
+        rows = min(chunk_size, max((memory.npy_shape(f"{RAW_DIR}/{split}_images.npy") or (0,))[0]
+                                   for split in mri.SPLITS))
+        memory.check(memory.array(cfg, "chunk_size", (rows, *shape[1:]), images.chunk_bytes_per_pixel(channels),
+                                  f"chunks of {rows} slices"))
 
     info = mri.read_info(RAW_DIR)
     raw = mri.open_arrays(RAW_DIR, tuple(f"{split}_{part}" for split in mri.SPLITS for part in ("images", "labels")))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 
-from nnlab import plotting
+from nnlab import memory, plotting
 from nnlab.cli import Progress, run, stage_parser
 from nnlab.datasets import mri
 from nnlab.io import StageOutputs
@@ -51,15 +51,19 @@ def main(argv=None) -> None:
     model = cfg.str("model", choices=sorted(mri_nets.MODELS))
     settings = run_settings(args.study, params, cfg)
     cfg.check_all_used()
+    largest = max(options["batch_size"] for options in settings.values())
+    batch_key = "batch_size" if args.study == "lr" else "batch_sizes"
+    input_shape = memory.npy_shape(f"{DATA_DIR}/train_x.npy")
+    if input_shape is not None and len(input_shape) == 4:   # else reading the data says why
+        memory.check(mri_nets.memory_needs((cfg, "model"), (cfg, batch_key), model, input_shape[1:], batch=largest,
+                                           optimizer="sgd"))
     training = train_settings(params)
     device = torch_device(training.device)
     # Parameters are checked before the data are read, so a typo is never reported as missing data.
     splits, info = mri.normalized_datasets(DATA_DIR)
     train, test = splits["train"], splits["test"]
-    largest = max(options["batch_size"] for options in settings.values())
     if largest > len(train):
-        key = "batch_size" if args.study == "lr" else "batch_sizes"
-        raise cfg.fail(key, largest, f"larger than the {len(train)} training samples")
+        raise cfg.fail(batch_key, largest, f"larger than the {len(train)} training samples")
 
     table, histories, diverged_at = [], {}, {}
     progress = Progress(len(settings), name, unit="run", lines_on_terminal=True)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from nnlab.checkpoint import Checkpoint
 from nnlab.cli import run, stage_parser
+from nnlab import memory
 from nnlab.datasets import mri
 from nnlab.io import StageOutputs
 from nnlab.models import mri_nets
@@ -55,6 +56,14 @@ def main(argv=None) -> None:
                    shift_pixels=cfg.int("shift_pixels", min=0), intensity_jitter=cfg.float("intensity_jitter", min=0))
     refit = cfg.bool("refit")
     cfg.check_all_used()
+    train_file = f"{DATA_DIR}/train_x.npy"
+    input_shape, validation_shape = memory.npy_shape(train_file), memory.npy_shape(f"{DATA_DIR}/validation_x.npy")
+    if input_shape is not None and validation_shape is not None and len(input_shape) == 4:   # else reading says why
+        rows, input_shape = input_shape[0] + validation_shape[0], input_shape[1:]
+        memory.check(mri_nets.memory_needs((None, train_file), (cfg, "batch_size"), args.model, input_shape,
+                                           batch=options["batch_size"], optimizer=options["optimizer"]),
+                     memory.array(cfg, "refit", (rows, *input_shape), 4, "the copy of train and validation to refit on",
+                                  copies=int(refit)))
     settings = train_settings(params)
     device = torch_device(settings.device)
     # Parameters are checked before the data are read, so a typo is never reported as missing data.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nnlab import memory
 from nnlab.cli import run, stage_parser
 from nnlab.datasets.synthetic import load_split
 from nnlab.io import StageOutputs
@@ -27,6 +28,7 @@ def main(argv=None) -> None:
     lr = learning_rate(params, cfg)
     max_epochs = cfg.int("max_epochs", min=1)
     cfg.check_all_used()
+    memory.check(memory.history(cfg, "max_epochs", max_epochs))
     data = load_split(INPUT)
     perceptron.check_labels(data.y_train, INPUT)
     training = perceptron.train(data.X_train, data.y_train, data.X_test, data.y_test, lr=lr, max_epochs=max_epochs)

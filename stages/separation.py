@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab import plotting
+from nnlab import memory, plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import synthetic
 from nnlab.io import StageOutputs
@@ -33,6 +33,7 @@ def main(argv=None) -> None:
     test_fraction = cfg.float("test_fraction", min=0.01, max=0.99)
     data_seed = cfg.int("seed", min=0)
     mean_neg = np.array(cfg.float_list("mean_neg"))
+    memory.check(memory.points(cfg, "n_per_class", 2 * n_per_class), memory.history(cfg, "max_epochs", max_epochs))
     cases = cfg.section("cases")
     if not cases.keys():
         raise cfg.fail("cases", {}, "must name at least one case")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab import plotting
+from nnlab import memory, plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets.synthetic import load_circles
 from nnlab.io import StageOutputs
@@ -38,6 +38,9 @@ def main(argv=None) -> None:
     init_std = cfg.float("init_std", positive=True)
     standardize = cfg.bool("standardize")
     cfg.check_all_used()
+    memory.check(memory.tanh_mlp(cfg, "hidden_units", inputs=2, hidden=hidden_units, classes=2, runs=len(lrs),
+                                 rows=memory.first_dimension(INPUT, "X_train", "X_test")),
+                 memory.history(cfg, "epochs", epochs, copies=len(lrs) * len(batch_sizes)))
     split, _ = load_circles(INPUT)
     cfg.batch_sizes("batch_sizes", len(split.y_train))
     run_seed = seed(params)

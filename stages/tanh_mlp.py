@@ -14,6 +14,7 @@ import sys
 
 import pandas as pd
 
+from nnlab import memory
 from nnlab.cli import run, stage_parser
 from nnlab.datasets.synthetic import load_circles
 from nnlab.io import StageOutputs
@@ -38,6 +39,9 @@ def main(argv=None) -> None:
     standardize = cfg.bool("standardize")
     run_seed = seed(params, cfg)
     cfg.check_all_used()
+    memory.check(memory.tanh_mlp(cfg, "hidden_units", inputs=2, hidden=hidden_units, classes=2, runs=1,
+                                 rows=memory.first_dimension(INPUT, "X_train", "X_test")),
+                 memory.history(cfg, "epochs", epochs))
     split, _ = load_circles(INPUT)
     batch_size = cfg.batch_size("batch_size", len(split.y_train), allow_full=False)
     seed_torch(run_seed)

@@ -94,8 +94,16 @@ def test_review_limit_applies_to_every_source(tmp_path):
     with pytest.raises(DataError, match=r"1_10\.txt: review of 60 bytes, longer than data.imdb.max_review_bytes = 50"):
         imdb.read_aclimdb(tmp_path, download_dir="unused", max_review_bytes=50)
     csv = write_csv(tmp_path, b"review,sentiment\nGood,positive\n" + b"Bad" * 20 + b",negative\n")
-    with pytest.raises(DataError, match=r"reviews\.csv: row 3: review of 60 bytes"):
+    with pytest.raises(DataError, match=r"reviews\.csv: row 3: review of more than 50 bytes"):
         imdb.read_reviews_csv(csv, max_review_bytes=50)
+
+
+def test_tar_members_outside_aclimdb_are_passed_over_as_links_are(tmp_path):
+    """`other/train/pos/99_9.txt` and `/tmp/aclImdb/train/pos/98_9.txt` used to become reviews."""
+    outside = {"other/train/pos/99_9.txt": b"Not a review.", "/tmp/aclImdb/train/pos/98_9.txt": b"Nor this.",
+               "aclImdb/../x/train/pos/97_9.txt": b"Nor this."}
+    tarball = make_tarball(tmp_path / "o.tar.gz", {**GOOD, **outside})
+    assert imdb.read_aclimdb_tarball(tarball).equals(imdb.read_aclimdb_tarball(make_tarball(tmp_path / "g.tar.gz", GOOD)))
 
 
 def test_folder_reader_refuses_links_out_and_passes_over_folders(tmp_path):
@@ -122,6 +130,27 @@ def write_csv(tmp_path, content: bytes):
     path = tmp_path / "reviews.csv"
     path.write_bytes(content)
     return path
+
+
+def test_csv_review_longer_than_the_limit_is_refused_while_streaming(tmp_path):
+    """One 200 MB review was refused at a 1.67 GB peak: the whole file was parsed before the limit applied."""
+    for name, quoted in (("line.csv", False), ("lines.csv", True)):   # on one line, and over many
+        path = tmp_path / name
+        with open(path, "wb") as handle:
+            handle.write(b'review,sentiment\nGood,positive\n' + (b'"' if quoted else b""))
+            for _ in range(200):
+                handle.write((b"ab\n" if quoted else b"abc") * 333_334)
+            handle.write((b'"' if quoted else b"") + b",negative\n")
+        error, peak = peak_memory_mib(f"from nnlab.datasets import imdb; imdb.read_reviews_csv({str(path)!r})")
+        assert error == (f"{path}: row 3: review of more than {imdb.MAX_REVIEW_BYTES} bytes, longer than "
+                         f"data.imdb.max_review_bytes = {imdb.MAX_REVIEW_BYTES}")
+        assert peak < 600, f"{name}: peak {peak:.0f} MiB"   # 1,596 MiB before (the pytest process included)
+
+
+def test_csv_source_that_is_a_folder_is_one_line(tmp_path):
+    """Was an IsADirectoryError traceback."""
+    with pytest.raises(DataError, match=rf"^{tmp_path}: cannot read \(Is a directory\): source csv needs a CSV file$"):
+        imdb.read_reviews_csv(tmp_path)
 
 
 def test_csv_reviews(tmp_path):

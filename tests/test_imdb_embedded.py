@@ -7,7 +7,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest

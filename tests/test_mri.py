@@ -127,6 +127,28 @@ def test_decompression_bomb_is_never_decoded(tmp_path):
     assert error == "" and peak < 1024, (error, peak)
 
 
+def test_mnist_predictor_refuses_a_bomb_as_the_mri_reader_does(tmp_path):
+    """Was a PIL DecompressionBombError traceback from `python -m nnlab.predict mnist`."""
+    from nnlab.predict import read_digit
+
+    bomb = tmp_path / "bomb.jpg"
+    bomb.write_bytes(jpeg_declaring(20_000, 20_000))
+    with pytest.raises(DataError, match=rf"{bomb}: refused as a possible decompression bomb \(Image size "):
+        read_digit(bomb, 28)
+
+
+def test_link_out_of_the_folder_is_refused_as_the_imdb_reader_does(tmp_path):
+    root = make_tree(tmp_path / "mri")
+    (tmp_path / "outside.jpg").write_bytes(jpeg_bytes())
+    link = root / "train" / "NonDemented" / "9.jpg"
+    link.symlink_to(tmp_path / "outside.jpg")
+    with pytest.raises(DataError, match=rf"^{link}: a link to {tmp_path / 'outside.jpg'}, outside {root}$"):
+        mri.load_folder(root, "train", height=H, width=W, on_bad_file="skip")
+    link.unlink()
+    link.symlink_to(root / "train" / "NonDemented" / "0.jpg")   # a link within the folder is read
+    assert len(mri.load_folder(root, "train", height=H, width=W).labels) == 9
+
+
 def test_empty_class_folder_is_listed(tmp_path):
     root = make_tree(tmp_path)
     empty = root / "train" / "ModerateDemented"

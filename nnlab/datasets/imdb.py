@@ -46,6 +46,9 @@ MAX_REVIEW_BYTES = 1_000_000
 
 # aclImdb/{train,test}/{pos,neg}/<id>_<stars>.txt ; "unsup" and the rest are skipped.
 _MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+# A tarball's reviews are under its aclImdb/ folder; a member elsewhere (other/train/..., /tmp/aclImdb/...)
+# is passed over, as links are.
+_TAR_MEMBER = re.compile(r"(?:\./)?aclImdb/(?:train|test)/(?:pos|neg)/\d+_\d+\.txt")
 _DIR_SENTIMENT = {"pos": "positive", "neg": "negative"}
 _SENTIMENT_DIR = {sentiment: folder for folder, sentiment in _DIR_SENTIMENT.items()}
 
@@ -67,7 +70,7 @@ def _decode(raw: bytes, where: str) -> str:
     return text
 
 
-def _too_long(size: int, where: str, limit: int) -> DataError:
+def _too_long(size: int | str, where: str, limit: int) -> DataError:
     return DataError(f"{where}: review of {size} bytes, longer than data.imdb.max_review_bytes = {limit}")
 
 
@@ -96,7 +99,7 @@ def read_aclimdb_tarball(path: str | Path, max_review_bytes: int = MAX_REVIEW_BY
         with tarfile.open(path, "r:*") as archive:
             for member in archive:
                 member_name = member.name
-                if not (member.isfile() and _MEMBER.search(member.name)):
+                if not (member.isfile() and _TAR_MEMBER.fullmatch(member.name)):
                     continue
                 where = f"{path}: member {member.name}"
                 if member.size > max_review_bytes:
@@ -218,16 +221,85 @@ def _row(mask: pd.Series) -> int:
     return int(mask.to_numpy().argmax()) + 2
 
 
+class _LineTooLong(Exception):
+    """A line of a CSV longer than any row of reviews within the limit can be."""
+
+
+def _csv_lines(handle, path: Path, cap):
+    """The lines of a CSV file opened in binary, decoded; a line longer than ``cap()`` bytes raises
+    :class:`_LineTooLong` before more of it is read."""
+    offset, number = 0, 0
+    while True:
+        parts, size = [], 0
+        while not parts or not parts[-1].endswith(b"\n"):
+            piece = handle.readline(1 << 20)
+            if not piece:
+                break
+            parts.append(piece)
+            size += len(piece)
+            if size > cap():
+                raise _LineTooLong
+        if not parts:
+            return
+        raw = b"".join(parts)
+        number += 1
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: line {number}: not valid UTF-8 (byte {offset + exc.start})") from None
+        offset += size
+
+
+def _check_review_sizes(path: Path, max_review_bytes: int) -> None:
+    """Refuse a review longer than ``max_review_bytes`` while streaming the file, so that the memory a
+    refused file takes is bounded by the limit, not by the file. A character takes at least a byte,
+    so no field may have more characters than the limit has bytes, and no line more bytes than a
+    row of such fields (4 bytes a character, quotes doubled)."""
+    import csv
+
+    header: list[str] = []
+    row = 0
+    previous = csv.field_size_limit(max_review_bytes)
+    try:
+        with open(path, "rb") as handle:
+            lines = _csv_lines(handle, path, lambda: 8 * max_review_bytes * max(len(header), 2) + 2**16)
+            try:
+                for record in csv.reader(lines):
+                    if not record:
+                        continue   # a blank line, which pandas passes over too
+                    row += 1
+                    if row == 1:
+                        header = record
+                    elif "review" in header and header.index("review") < len(record):
+                        size = len(record[header.index("review")].encode("utf-8"))
+                        if size > max_review_bytes:
+                            raise _too_long(size, f"{path}: row {row}", max_review_bytes)
+            except _LineTooLong:
+                raise _too_long(f"more than {max_review_bytes}", f"{path}: row {row + 1}", max_review_bytes) from None
+            except csv.Error as exc:
+                if "field limit" in str(exc):
+                    raise _too_long(f"more than {max_review_bytes}", f"{path}: row {row + 1}",
+                                    max_review_bytes) from None
+                # anything else is a CSV pandas refuses below, with its own words
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc}): source csv needs a CSV file") from None
+    finally:
+        csv.field_size_limit(previous)
+
+
 def read_reviews_csv(path: str | Path, max_review_bytes: int = MAX_REVIEW_BYTES) -> pd.DataFrame:
     """A CSV with columns ``review,sentiment`` (sentiment: positive or negative)."""
     import csv
     import io
 
     path = Path(path)
+    _check_review_sizes(path, max_review_bytes)
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -257,10 +329,6 @@ def read_reviews_csv(path: str | Path, max_review_bytes: int = MAX_REVIEW_BYTES)
     with_nul = frame["review"].str.contains("\0", regex=False)
     if with_nul.any():
         raise DataError(f"{path}: row {_row(with_nul)}: NUL byte in the review")
-    sizes = frame["review"].map(lambda review: len(review.encode("utf-8")))
-    too_long = sizes > max_review_bytes
-    if too_long.any():
-        raise _too_long(int(sizes[too_long].iloc[0]), f"{path}: row {_row(too_long)}", max_review_bytes)
     if frame.empty:
         raise DataError(f"{path}: no reviews")
     return frame.reset_index(drop=True)

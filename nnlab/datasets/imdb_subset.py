@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import lzma
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

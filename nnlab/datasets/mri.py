@@ -27,10 +27,12 @@ The synthetic stand-in is :mod:`nnlab.datasets.mri_phantom`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -75,11 +77,14 @@ def _file_order(path: Path) -> list:
 
 
 def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int, int]], list[str]]:
-    """``(file, label, place in its class's file order)`` of every image, and the class folders that hold none."""
+    """``(file, label, place in its class's file order)`` of every image, and the class folders that hold
+    none. Nothing outside the dataset's folder is read: a symlink that leads out of it is refused, as the
+    IMDB folder reader does."""
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: split folder not found (expected the Kaggle layout "
                         f"<root>/{{train,test}}/<class>/*.jpg)")
     files, empty_folders = [], []
+    root = split_dir.parent.resolve()
     for entry in sorted(split_dir.iterdir()):
         if entry.name.startswith("."):
             continue
@@ -91,6 +96,10 @@ def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int, int]], list[str
         label = CLASS_NAMES.index(entry.name)
         in_folder = [(path, label, place) for place, path in enumerate(
             path for path in sorted(entry.iterdir(), key=_file_order) if not path.name.startswith("."))]
+        for path, _, _ in in_folder:
+            target = path.resolve()
+            if not target.is_relative_to(root):
+                raise DataError(f"{path}: a link to {target}, outside {split_dir.parent}")
         if not in_folder:
             empty_folders.append(str(entry))
         files += in_folder
@@ -103,28 +112,46 @@ class SliceSizeError(ValueError):
     """A slice of another size than the data set's (a Kaggle slice against a model of synthetic slices)."""
 
 
-def decode_slice(path: Path, height: int, width: int) -> np.ndarray:
-    """The image as uint8 (H, W); raises ValueError with the reason when unusable (SliceSizeError for its size)."""
+def count_files(root: str | Path) -> int:
+    """The entries in the class folders of ``root``'s splits (0 for what is missing), counted without
+    reading them."""
+    return sum(1 for split in FOLDER_SPLITS for _ in Path(root, split).glob("*/*"))
+
+
+@contextlib.contextmanager
+def open_image(path: Path) -> Iterator["object"]:
+    """The Pillow image at ``path``, not yet decoded; a file Pillow cannot read, or one whose header
+    declares a possible decompression bomb, raises ValueError with the reason (also when the body's
+    ``load()`` finds the file truncated). Every reader of image files opens them here (the MRI
+    folder, ``python -m nnlab.predict`` for MRI slices and MNIST digits)."""
     import warnings
 
-    from PIL import Image, ImageMode, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
-            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; either way the size is refused below.
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; either way the size is refused.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                if image.size != (width, height):
-                    raise SliceSizeError(f"image is {image.size[0]}x{image.size[1]} (W x H), expected {width}x{height}")
-                if ImageMode.getmode(image.mode).typestr not in EIGHT_BIT_TYPES:
-                    raise ValueError(f"{image.mode} image: more than 8 bits per pixel, which 8-bit grey would clip;"
-                                     f" save it as 8-bit grayscale")
-                image.load()   # decode now: a truncated JPEG only fails here
-                grey = image.convert("L")
+                yield image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ValueError(f"refused as a possible decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"unreadable image ({exc})") from None
+
+
+def decode_slice(path: Path, height: int, width: int) -> np.ndarray:
+    """The image as uint8 (H, W); raises ValueError with the reason when unusable (SliceSizeError for its size)."""
+    from PIL import ImageMode
+
+    with open_image(path) as image:
+        if image.size != (width, height):
+            raise SliceSizeError(f"image is {image.size[0]}x{image.size[1]} (W x H), expected {width}x{height}")
+        if ImageMode.getmode(image.mode).typestr not in EIGHT_BIT_TYPES:
+            raise ValueError(f"{image.mode} image: more than 8 bits per pixel, which 8-bit grey would clip;"
+                             f" save it as 8-bit grayscale")
+        image.load()   # decode now: a truncated JPEG only fails here
+        grey = image.convert("L")
     return np.asarray(grey, dtype=np.uint8)
 
 

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnlab import artifacts
+from nnlab import artifacts, memory
 from nnlab.errors import ParamError
 from nnlab.results import TrainResult
 
@@ -138,6 +138,18 @@ MODELS: dict[str, Callable[[tuple[int, int, int]], nn.Module]] = {
     "simple_nn1": simple_nn1, "simple_nn2": simple_nn2, "cnn1": cnn1,
     "cnn_improved": cnn_improved, "cnn3": cnn3,
 }
+
+
+def memory_needs(weights_key: tuple, batch_key: tuple, name: str, input_shape: tuple[int, int, int], *,
+                 batch: int, optimizer: str) -> tuple:
+    """What training network ``name`` on inputs of ``input_shape`` in batches of ``batch`` needs
+    (:func:`nnlab.memory.torch_net`, whose keys name the parameters; scoring takes batches of the
+    evaluation size)."""
+    from nnlab.torch_train import EVAL_BATCH_SIZE
+
+    return memory.torch_net(weights_key, batch_key, lambda: MODELS[name](input_shape), batch=batch,
+                            eval_batch=EVAL_BATCH_SIZE, optimizer_slots=2 if optimizer == "adamw" else 0,
+                            sample_shape=input_shape)
 
 
 def fit(name: str, train, test, *, seed: int, device: torch.device, n_classes: int = N_CLASSES,

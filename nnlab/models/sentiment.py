@@ -31,6 +31,7 @@ KIND = "imdb_sentiment"
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
 INITS = ("default", "zeros")
 OPTIMIZERS = ("sgd", "adam")
+PREDICT_BATCH_SIZE = 4096   # rows scored at once
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class Training(NamedTuple):
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, X: sp.csr_matrix, device, batch_size: int = 4096) -> np.ndarray:
+def predict_proba(model: nn.Module, X: sp.csr_matrix, device, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
     model.eval()
     out = [model(xb.to(device)).cpu() for xb, _ in batches(X, np.zeros(X.shape[0]), batch_size, shuffle=False)]
     return torch.cat(out).numpy()
