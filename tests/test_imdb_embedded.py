@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT, SHARED_DATA, default_params, deep_merge, run_stage, stage_python, venv_env
 from nnlab.datasets import imdb, imdb_subset
 from nnlab.errors import DataError
+from test_predict import readme_predict_output
 
 README_EXAMPLES = {"What a waste of two hours.": "negative", "Loved every minute": "positive"}
 
@@ -111,3 +112,8 @@ def test_readme_examples_get_the_right_sentiment_from_the_default_models(tmp_pat
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert {answer["input"]: answer["label"] for answer in answers} == README_EXAMPLES
     assert {answer["model"] for answer in answers} == {"imdb_logreg"} and not any(a["synthetic"] for a in answers)
+    # README.md shows these very lines: the default pipeline's models are the same bytes anywhere.
+    plain = subprocess.run([stage_python(), "-m", "nnlab.predict", "imdb", *README_EXAMPLES], cwd=tmp_path,
+                           env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    shown = [line for line in readme_predict_output() if line.split("\t")[-1].startswith("[imdb_")]
+    assert plain.stdout.splitlines() == shown

