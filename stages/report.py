@@ -17,6 +17,8 @@ from nnlab.report import build_rows, load_references, render
 def main(argv=None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     params = load_params(args.params)
+    for name in ("mnist", "imdb", "mri"):   # checked before any file is read, so a typo is named as such
+        params.section("data").section(name).str("source")
     rows = build_rows(load_references(Path("references.yaml")), params.as_dict(), Path("."))
     with StageOutputs() as out:
         out.text("RESULTS.md", render(rows))

@@ -90,11 +90,20 @@ def load_strict(path: Path):
 
 
 def clone_workspace(baseline: Path, dest: Path) -> Path:
-    """A git clone of ``baseline`` with its outputs checked out from the baseline's DVC cache."""
+    """A git clone of ``baseline`` with its outputs checked out from the baseline's DVC cache, and the
+    git-ignored plots templates that `make venv` builds (copied from this checkout, where it did)."""
     sh("git", "clone", "-q", str(baseline), str(dest), cwd=baseline.parent)
     # What `dvc cache dir --local <path>` writes, without a second DVC start (about a second each).
     (dest / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {baseline / '.dvc' / 'cache'}\n")
     sh("dvc", "checkout", "-q", cwd=dest)
+    built = ROOT / ".dvc" / "plots_template.html", ROOT / ".dvc" / "plots"
+    if all(path.exists() for path in built):
+        shutil.copy2(built[0], dest / ".dvc" / built[0].name)
+        shutil.copytree(built[1], dest / ".dvc" / built[1].name, dirs_exist_ok=True)
+    else:
+        from nnlab.plots_page import write_template
+
+        write_template(dest)
     return dest
 
 

@@ -123,9 +123,10 @@ def test_predict_without_a_model_says_which_stage_makes_it(tmp_path):
 
 def agrees_with_the_evaluate_stage(repo, model: str, predictions: list[dict], actual: list[str]) -> None:
     """Input by input, the labels the evaluate stage gave the test split (its confusion.json, in the
-    split's order), hence its test accuracy; each label the class with the highest probability."""
-    assert [p["label"] for p in predictions] == [max(p["probabilities"], key=p["probabilities"].get)
-                                                for p in predictions]
+    split's order), hence its test accuracy; each label the class with the highest probability (or
+    score, for the linear MNIST classifiers)."""
+    values = [p.get("probabilities") or p["scores"] for p in predictions]
+    assert [p["label"] for p in predictions] == [max(v, key=v.get) for v in values]
     confusion = load_strict(repo / "plots" / model / "confusion.json")
     assert [row["actual"] for row in confusion] == actual
     assert [p["label"] for p in predictions] == [row["predicted"] for row in confusion], model

@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import time
 import urllib.error
 from functools import partial
@@ -12,7 +13,7 @@ from functools import partial
 import numpy as np
 import pytest
 
-from conftest import default_params, deep_merge, run_stage
+from conftest import ROOT, default_params, deep_merge, run_stage
 from nnlab.datasets import mnist
 from nnlab.errors import DataError
 from nnlab.io import dumps_json
@@ -358,6 +359,7 @@ def workdir(tmp_path):
     data = small_data()
     (tmp_path / "data/mnist").mkdir(parents=True)
     np.savez(tmp_path / "data/mnist/normalized.npz", **data.arrays())
+    shutil.copy(ROOT / "references.yaml", tmp_path)   # mnist_evaluate draws the report's figure beside ours
     return tmp_path
 
 

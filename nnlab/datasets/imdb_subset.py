@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         subset = draw_subset(imdb.read_aclimdb(args.path, download_dir="."), args.reviews, args.seed)
         data = compressed_csv(subset)
-        replace_file(args.out, data)
+        replace_file(args.out, lambda handle: handle.write(data))
     except NnlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
