@@ -10,8 +10,8 @@ suite's 5-minute budget on 2 cores:
 - ``make X`` → ``make -n X`` (``make repro`` must then show ``dvc repro``, which runs
   as documented: nothing to do in the reproduced clone; a ``dvc exp run`` that a make
   target would run, such as ``make real``'s, gets the static check);
-- ``dvc exp run``: the README's examples run on the tiny params (the first named so that
-  it is the experiment ``<exp>`` stands for) and must record their own figures
+- ``dvc exp run``: the README's first runs on the tiny params, named so that it is the
+  experiment ``<exp>`` stands for, and must record its own figures
   (:func:`check_experiment`); every other one gets the static check and the plan check
   (:func:`plan_problems`: what its ``-S`` keys make DVC rerun reaches the metrics and
   RESULTS.md, which a target could cut short). They are the same mechanism on other
@@ -230,12 +230,10 @@ def check_for(command: Command, text: str, state: dict) -> tuple[str, str | list
         return "run", text
     argv = words[1:]
     if argv[:2] == ["exp", "run"]:
-        if command.needs or "--queue" in argv or "--run-all" in argv or not command.source.startswith("README"):
+        if command.needs or "--queue" in argv or "--run-all" in argv or state.get("experiment") or "-n" in argv:
             return "static", argv
-        if "-n" not in argv and not state.get("experiment"):   # the first becomes <exp>
-            state["experiment"] = True
-            return "run", after(text, "dvc exp run", "-n", EXPERIMENT)
-        return "run", text
+        state["experiment"] = True   # the README's first runs, as <exp>
+        return "run", after(text, "dvc exp run", "-n", EXPERIMENT)
     if command.needs or text.startswith(tuple(PROVEN)) \
             or text in ("dvc exp show", "dvc exp show --only-changed"):
         return "static", argv
