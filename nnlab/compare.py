@@ -25,6 +25,7 @@ upstream of it is stale.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import shutil
@@ -50,6 +51,7 @@ class Revision:
     def __init__(self, repo: Path, rev: str):
         self.repo, self.rev = repo, rev
         self._tracked: set[str] | None = None
+        self._read: dict[str, bytes | None] = {}   # every stage depends on nnlab/cli.py: read it once
 
     def tracked(self) -> set[str]:
         if self._tracked is None:
@@ -59,6 +61,11 @@ class Revision:
         return self._tracked
 
     def read(self, path: str) -> bytes | None:
+        if path not in self._read:
+            self._read[path] = self._load(path)
+        return self._read[path]
+
+    def _load(self, path: str) -> bytes | None:
         if self.rev == WORKSPACE:
             file = self.repo / path
             return file.read_bytes() if file.is_file() else None
@@ -66,6 +73,12 @@ class Revision:
             return None
         return subprocess.run(["git", "show", f"{self.rev}:{path}"], cwd=self.repo, capture_output=True,
                               check=True).stdout
+
+    @functools.cached_property
+    def lock_stages(self) -> dict[str, dict]:
+        """The stages its dvc.lock records (none without one)."""
+        text = self.read("dvc.lock")
+        return ((_yaml(text) or {}).get("stages", {})) if text else {}
 
 
 def _lookup(tree, dotted: str):
@@ -78,11 +91,10 @@ def _lookup(tree, dotted: str):
 
 def stale_stages(revision: Revision) -> dict[str, str]:
     """Stage -> why its recorded outputs do not belong to this revision's params and code."""
-    lock_text = revision.read("dvc.lock")
+    stages = revision.lock_stages
     params_text = revision.read("params.yaml")
-    if lock_text is None or params_text is None:
+    if not stages or params_text is None:
         return {}
-    stages = (_yaml(lock_text) or {}).get("stages", {})
     params = _yaml(params_text) or {}
     producer = {out["path"]: (name, out.get("md5")) for name, stage in stages.items() for out in stage.get("outs", [])}
     reasons: dict[str, str] = {}
@@ -117,10 +129,9 @@ def stale_stages(revision: Revision) -> dict[str, str]:
     return reasons
 
 
-def metrics_producers(revision: Revision) -> dict[str, str]:
-    lock_text = revision.read("dvc.lock")
-    stages = (_yaml(lock_text) or {}).get("stages", {}) if lock_text else {}
-    return {out["path"]: name for name, stage in stages.items() for out in stage.get("outs", [])}
+def producers(revision: Revision) -> dict[str, str]:
+    """Output path -> the stage that recorded it in the revision's dvc.lock."""
+    return {out["path"]: name for name, stage in revision.lock_stages.items() for out in stage.get("outs", [])}
 
 
 def flatten(tree, prefix: str = "") -> dict:
@@ -189,16 +200,14 @@ def _row(name: str, run: dict, base_params: dict, base_metrics: dict, repo: Path
                if params.get(key) != base_params.get(key)]
     revision = Revision(repo, WORKSPACE if run.get("rev") == WORKSPACE else _data(run)["rev"])
     stale = stale_stages(revision)
-    producers = metrics_producers(revision)
+    made_by = producers(revision)
     figures = []
-    for path, metrics in sorted(_metrics(run).items()):
-        if producers.get(path) not in stale and (is_baseline or metrics != base_metrics.get(path)):
-            was = "" if is_baseline or path not in base_metrics else f" (commit: {headline(base_metrics[path])})"
+    for path, metrics in sorted(_metrics(run).items()) if not is_baseline else ():
+        if made_by.get(path) not in stale and metrics != base_metrics.get(path):
+            was = f" (commit: {headline(base_metrics[path])})" if path in base_metrics else ""
             figures.append(f"{Path(path).stem}: {headline(metrics)}{was}")
-    if is_baseline:
-        figures = []
     not_rescored = sorted(Path(path).stem if path.startswith("metrics/") else path
-                          for path, stage in producers.items()
+                          for path, stage in made_by.items()
                           if stage in stale and (path.startswith("metrics/") or path == "RESULTS.md"))
     return [name, "\n".join(changed) or "–", "\n".join(figures) or "–", ", ".join(not_rescored) or "–"]
 

@@ -55,11 +55,8 @@ NOT_RUN = NotRun()
 
 
 def lookup(path: list, root: Path):
-    """The value at ``path``: a metrics file then keys, or a CSV table, ``{column: value}`` picking
-    one row, then a column. NOT_RUN if a key or the row is absent."""
+    """The value at ``path``, a JSON file then keys; NOT_RUN if a key is absent."""
     file, *keys = path
-    if file.endswith(".csv"):
-        return _table_lookup(file, keys, root)
     try:
         value = json.loads((root / file).read_text())
     except FileNotFoundError:
@@ -103,11 +100,12 @@ def _table_row(ours: list, root: Path) -> dict | None:
     return matches[0] if matches else None
 
 
-def _table_lookup(file: str, keys: list, root: Path):
-    row = _table_row([file, *keys], root)
+def _table_value(ours: list, row: dict | None):
+    """The number in ``row`` (from :func:`_table_row`) that ``[file, {column: value}, column]`` names;
+    NOT_RUN without a row, None for a diverged run's empty cell."""
     if row is None:
         return NOT_RUN
-    where, column = keys
+    file, where, column = ours
     cell = row[column]
     if cell == "":   # a diverged run's score
         return None
@@ -196,8 +194,9 @@ def build_rows(references: list[dict], params: dict, root: Path) -> list[dict]:
     rows = []
     for ref in references:
         unit = ref.get("unit", "fraction")
-        ours = lookup(ref["ours"], root)
-        table_row = _table_row(ref["ours"], root) if ref["ours"][0].endswith(".csv") else None
+        is_table = ref["ours"][0].endswith(".csv")
+        table_row = _table_row(ref["ours"], root) if is_table else None   # one read: the value and its settings
+        ours = _table_value(ref["ours"], table_row) if is_table else lookup(ref["ours"], root)
         settings = {label: _setting(spec, params, table_row) for label, spec in (ref.get("settings") or {}).items()}
         label, data_reason = data_source(ref["dataset"], data_params)
         reason = why_not_comparable(ref, data_reason, settings)

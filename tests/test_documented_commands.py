@@ -254,9 +254,9 @@ def experiment_rev(repo: Path, output: str) -> tuple[str, str]:
 
 
 def _lock(repo: Path, rev: str) -> dict:
-    from nnlab.compare import Revision, _yaml
+    from nnlab.compare import Revision
 
-    return (_yaml(Revision(repo, rev).read("dvc.lock")) or {}).get("stages", {})
+    return Revision(repo, rev).lock_stages
 
 
 def model_hashes(repo: Path, rev: str) -> dict[str, str]:
@@ -277,11 +277,12 @@ def check_experiment(text: str, result: subprocess.CompletedProcess, repo: Path)
     it depends on is stale in its commit, and every stage that scores a model it retrained ran and
     wrote new figures), it changes the params its ``-S`` name and no other (nothing carried over
     from an earlier run), and a run in the workspace leaves ``dvc status`` clean."""
-    from nnlab.compare import Revision, metrics_producers, stale_stages
+    from nnlab.compare import Revision, producers, stale_stages
 
     name, rev = experiment_rev(repo, result.stdout)
     problems = []
-    stale = stale_stages(Revision(repo, rev))
+    revision = Revision(repo, rev)
+    stale = stale_stages(revision)
     if stale:
         problems.append(f"experiment {name} recorded stale stages: {stale}")
     asked = {word.split("=", 1)[0] for word in shlex.split(text)[shlex.split(text).index("-S") + 1::2]
@@ -291,14 +292,14 @@ def check_experiment(text: str, result: subprocess.CompletedProcess, repo: Path)
     if changed != asked:
         problems.append(f"experiment {name} changed params {sorted(changed)}, its -S named {sorted(asked)}")
     files_changed = set(run(f"git diff --name-only HEAD {rev}", repo).stdout.split())
-    producers = metrics_producers(Revision(repo, rev))
+    made_by = producers(revision)
     models_before, models_now = model_hashes(repo, "HEAD"), model_hashes(repo, rev)
     retrained = {path for path in models_now if models_now[path] != models_before.get(path)}
     if not retrained:
         problems.append(f"experiment {name} retrained no model")
     for stage, deps in scoring_stages(repo, rev).items():   # where the model changed, its figures did
         if deps & retrained:
-            written = {out for out, maker in producers.items() if maker == stage}
+            written = {out for out, maker in made_by.items() if maker == stage}
             if not written & files_changed:
                 problems.append(f"experiment {name}: {sorted(deps & retrained)} changed, {stage}'s "
                                 f"{sorted(written)} did not")
