@@ -15,7 +15,6 @@ file, the dotted key and the offending value, e.g.
 from __future__ import annotations
 
 import copy
-
 import math
 import os
 import re

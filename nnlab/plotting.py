@@ -145,8 +145,9 @@ def bar_chart(groups: Mapping[str, Mapping[str, float | str]], *, title: str, yl
     group_names = list(groups)
     series_names = list(next(iter(groups.values())))
     width = 0.8 / len(series_names)
+    palette = colours(len(series_names))
     fig, ax = plt.subplots(figsize=(width_inches, 4))
-    for k, (series, colour) in enumerate(zip(series_names, colours(len(series_names)))):
+    for k, (series, colour) in enumerate(zip(series_names, palette)):
         xs = np.arange(len(group_names)) + (k - (len(series_names) - 1) / 2) * width
         values = [groups[g][series] for g in group_names]
         bars = ax.bar(xs, [0.0 if isinstance(v, str) else v for v in values], width, color=colour)
@@ -163,8 +164,7 @@ def bar_chart(groups: Mapping[str, Mapping[str, float | str]], *, title: str, yl
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     ax.set_ylabel(ylabel)
     # Handles of their own: a series whose first bar is a gap would otherwise have no swatch.
-    ax.legend(handles=[Patch(color=colour, label=series) for series, colour in
-                       zip(series_names, colours(len(series_names)))],
+    ax.legend(handles=[Patch(color=colour, label=series) for series, colour in zip(series_names, palette)],
               loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     fig.tight_layout()
     set_title(ax, title)

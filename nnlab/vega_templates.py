@@ -50,6 +50,8 @@ SERIES_SOURCES = {"joinaggregate": [{"op": "distinct", "field": "filename", "as"
 FIELD_OR_REV = "datum.fields > 1 ? datum.field : datum.rev"
 HAS_VALUE = f"isValid(datum['{Y}']) && datum['{Y}'] !== '' && isFinite(toNumber(datum['{Y}']))"
 COLOURS = "tableau10"
+#: One colour per series, the same in every chart.
+SERIES_COLOUR = {"field": "series", "type": "nominal", "title": None, "scale": {"scheme": COLOURS}}
 
 
 def _frame() -> dict:
@@ -64,7 +66,7 @@ def lines(*, log_y: bool) -> dict:
                   "gridOpacity": {"condition": {"test": between, "value": 0}, "value": 1},
                   "tickOpacity": {"condition": {"test": between, "value": 0}, "value": 1}}}
     y_scale = {"type": "log"} if log_y else {"zero": False}
-    colour = {"field": "series", "type": "nominal", "title": None, "scale": {"scheme": COLOURS}}
+    colour = SERIES_COLOUR
     diverged = {"filter": f"datum.status === '{DIVERGED}'"}
     return {
         **_frame(), "width": 420, "height": 260,
@@ -94,7 +96,7 @@ def scatter_log_x() -> dict:
         "mark": {"type": "point", "filled": True, "size": 60, "tooltip": {"content": "data"}},
         "encoding": {"x": {"field": X, "type": "quantitative", "title": X_LABEL, "scale": {"type": "log"}},
                      "y": {"field": Y, "type": "quantitative", "title": Y_LABEL, "scale": {"zero": False}},
-                     "color": {"field": "series", "type": "nominal", "title": None, "scale": {"scheme": COLOURS}},
+                     "color": SERIES_COLOUR,
                      "shape": {"field": "rev", "type": "nominal", "title": "revision"}},
     }
 
@@ -109,8 +111,7 @@ def bars() -> dict:
         "layer": [
             {"transform": [{"filter": HAS_VALUE}],
              "mark": {"type": "bar", "tooltip": {"content": "data"}},
-             "encoding": {"x": value, "color": {"field": "series", "type": "nominal", "title": None,
-                                                "scale": {"scheme": COLOURS}}}},
+             "encoding": {"x": value, "color": SERIES_COLOUR}},
             {"transform": [{"filter": HAS_VALUE}],
              "mark": {"type": "text", "align": "left", "dx": 3, "fontSize": 10},
              "encoding": {"x": value, "text": {"field": Y, "type": "quantitative", "format": ".3~g"}}},

@@ -30,12 +30,12 @@ def main(argv=None) -> None:
     params = load_params(args.params)
     cfg = params.section(NAME)
     lrs = cfg.float_list("lrs", positive=True)
-    cfg.batch_sizes("batch_sizes", sys.maxsize)  # type and >= 1 now, before reading data; the bound below
+    requested = cfg.batch_sizes("batch_sizes", sys.maxsize)  # type and >= 1 now, before reading data; the bound below
     iterations, eval_every = cfg.int("iterations", min=1), cfg.int("eval_every", min=1)
     cfg.check_all_used()
     source = params.section("data").section("mnist").str("source", choices=mnist.SOURCES)
     memory.check(memory.history(cfg, "iterations", iterations / eval_every,
-                                copies=len(lrs) * len(cfg.int_list("batch_sizes"))))
+                                copies=len(lrs) * len(requested)))
     data = mnist.load_normalized(INPUT)
     batch_sizes = cfg.batch_sizes("batch_sizes", len(data.labels_train))
     runs = linear.lr_batch_grid(data, lrs=lrs, batch_sizes=batch_sizes, iterations=iterations,

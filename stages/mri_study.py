@@ -20,12 +20,11 @@ from nnlab.datasets import mri
 from nnlab.io import StageOutputs
 from nnlab.models import mri_nets
 from nnlab.params import learning_rate, load_params, seed, train_settings
-from nnlab.results import long_history, study_summary
+from nnlab.results import SCORE_COLUMNS, long_history, study_summary
 from nnlab.runtime import torch_device
 from nnlab.torch_train import CLASS_WEIGHTS, run_metrics
 
 DATA_DIR = "data/mri/normalized"
-SCORES = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
 
 
 def run_settings(study: str, params, cfg) -> dict[str, dict]:
@@ -83,7 +82,7 @@ def main(argv=None) -> None:
         progress.report(label, diverged=evaluation["diverged"], test_accuracy=test_scores["accuracy"])
     progress.close()
 
-    history = long_history(histories, diverged_at, "epoch", SCORES)
+    history = long_history(histories, diverged_at, "epoch", SCORE_COLUMNS)
     with StageOutputs() as out:
         out.json(f"metrics/{name}.json", study_summary(table, "run", source=info["source"]))
         out.csv(f"plots/{name}/table.csv", table)

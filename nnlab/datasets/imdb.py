@@ -258,6 +258,7 @@ def _check_review_sizes(path: Path, max_review_bytes: int) -> None:
     import csv
 
     header: list[str] = []
+    review_column = None   # its place in the header, once read
     row = 0
     previous = csv.field_size_limit(max_review_bytes)
     try:
@@ -270,8 +271,9 @@ def _check_review_sizes(path: Path, max_review_bytes: int) -> None:
                     row += 1
                     if row == 1:
                         header = record
-                    elif "review" in header and header.index("review") < len(record):
-                        size = len(record[header.index("review")].encode("utf-8"))
+                        review_column = header.index("review") if "review" in header else None
+                    elif review_column is not None and review_column < len(record):
+                        size = len(record[review_column].encode("utf-8"))
                         if size > max_review_bytes:
                             raise _too_long(size, f"{path}: row {row}", max_review_bytes)
             except _LineTooLong:
