@@ -25,6 +25,7 @@ with a larger ``NNLAB_MEMORY_BUDGET``.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import re
@@ -47,6 +48,8 @@ HISTORY_ROW_BYTES = 1024
 WORKER_BYTES = 300 * 2**20
 #: A generated 2-D point: coordinates and label, the split's copies, a scatter plot's.
 POINT_BYTES = 240
+#: mallopt's parameter number for the mmap threshold (glibc's malloc.h).
+_M_MMAP_THRESHOLD = -3
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
           "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 
@@ -60,6 +63,22 @@ class Need:
     key: str
     size: float
     what: str
+
+
+def return_freed_blocks() -> None:
+    """Have glibc's malloc give every freed block of 1 MiB or more back to the system.
+
+    glibc maps a large block on its own and unmaps it when freed, but each such free raises its
+    threshold for "large" (up to 32 MiB), so the batch-sized temporaries of a training step come
+    from the heap from then on, where freed ones stay in the process. Over a run of CNN1 on the
+    real slices that held 80 to 100 MB more at the peak (docs/real-data.md). A fixed threshold
+    ends the raising. No effect where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 2**20)
 
 
 def gib(size: float) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from nnlab import plotting
+from nnlab import memory, plotting
 from nnlab.cli import run, stage_parser
 from nnlab.datasets import mri
 from nnlab.io import StageOutputs
@@ -31,6 +31,7 @@ def main(argv=None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--model", required=True, choices=sorted(mri_nets.MODELS))
     args = parser.parse_args(argv)
+    memory.return_freed_blocks()
     name = f"mri_{args.model}"
     model, spec = mri_nets.load_model(f"models/{name}", f"mri_model@{args.model}")
     splits, info = mri.normalized_datasets(DATA_DIR)

@@ -44,6 +44,7 @@ def main(argv=None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--study", required=True, choices=("lr", "batch"))
     args = parser.parse_args(argv)
+    memory.return_freed_blocks()
     params = load_params(args.params)
     name = f"mri_{args.study}_study"
     cfg = params.section(name)

@@ -45,6 +45,7 @@ def main(argv=None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--model", required=True, choices=sorted(mri_nets.MODELS))
     args = parser.parse_args(argv)
+    memory.return_freed_blocks()
     params = load_params(args.params)
     cfg = params.section(f"mri_{args.model}")
     options = dict(epochs=cfg.int("epochs", min=1), lr=learning_rate(params, cfg),
@@ -57,13 +58,10 @@ def main(argv=None) -> None:
     refit = cfg.bool("refit")
     cfg.check_all_used()
     train_file = f"{DATA_DIR}/train_x.npy"
-    input_shape, validation_shape = memory.npy_shape(train_file), memory.npy_shape(f"{DATA_DIR}/validation_x.npy")
-    if input_shape is not None and validation_shape is not None and len(input_shape) == 4:   # else reading says why
-        rows, input_shape = input_shape[0] + validation_shape[0], input_shape[1:]
-        memory.check(mri_nets.memory_needs((None, train_file), (cfg, "batch_size"), args.model, input_shape,
-                                           batch=options["batch_size"], optimizer=options["optimizer"]),
-                     memory.array(cfg, "refit", (rows, *input_shape), 4, "the copy of train and validation to refit on",
-                                  copies=int(refit)))
+    input_shape = memory.npy_shape(train_file)
+    if input_shape is not None and len(input_shape) == 4:   # else reading says why
+        memory.check(mri_nets.memory_needs((None, train_file), (cfg, "batch_size"), args.model, input_shape[1:],
+                                           batch=options["batch_size"], optimizer=options["optimizer"]))
     settings = train_settings(params)
     device = torch_device(settings.device)
     # Parameters are checked before the data are read, so a typo is never reported as missing data.

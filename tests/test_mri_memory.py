@@ -22,11 +22,12 @@ SLICE = (1, 128, 128)                        # 64 KiB a slice
 ROWS = {"train": 3600, "validation": 900, "test": 300}   # 300 MiB of arrays in all
 BATCH = 50
 
-# The stage's path through the library: the data digest of each run's checkpoint, the validation
+# The stage's path through the library (glibc's freed blocks returned, as the stages have it): the data digest of each run's checkpoint, the validation
 # run, the refit, the checkpoints and the scoring of train and test. The baseline is the peak after a
 # first run on 100 slices, so that torch's own start-up and the model's size are not counted.
 PROBE = """
 import json, resource, sys
+from nnlab import memory
 from nnlab.checkpoint import Checkpoint
 from nnlab.datasets import mri
 from nnlab.models import mri_nets
@@ -36,6 +37,7 @@ import torch
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+memory.return_freed_blocks()   # as the stages do
 splits, info = mri.normalized_datasets(sys.argv[1])
 train, validation, test = splits["train"], splits["validation"], splits["test"]
 options = dict(seed=0, device=torch.device("cpu"), epochs=1, batch_size=int(sys.argv[3]), lr=0.01)
