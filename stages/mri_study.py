@@ -53,10 +53,8 @@ def main(argv=None) -> None:
     cfg.check_all_used()
     largest = max(options["batch_size"] for options in settings.values())
     batch_key = "batch_size" if args.study == "lr" else "batch_sizes"
-    input_shape = memory.npy_shape(f"{DATA_DIR}/train_x.npy")
-    if input_shape is not None and len(input_shape) == 4:   # else reading the data says why
-        memory.check(mri_nets.memory_needs((cfg, "model"), (cfg, batch_key), model, input_shape[1:], batch=largest,
-                                           optimizer="sgd"))
+    mri_nets.check_training_memory(f"{DATA_DIR}/train_x.npy", (cfg, "model"), (cfg, batch_key), model,
+                                   batch=largest, optimizer="sgd")
     training = train_settings(params)
     device = torch_device(training.device)
     # Parameters are checked before the data are read, so a typo is never reported as missing data.

@@ -58,10 +58,8 @@ def main(argv=None) -> None:
     refit = cfg.bool("refit")
     cfg.check_all_used()
     train_file = f"{DATA_DIR}/train_x.npy"
-    input_shape = memory.npy_shape(train_file)
-    if input_shape is not None and len(input_shape) == 4:   # else reading says why
-        memory.check(mri_nets.memory_needs((None, train_file), (cfg, "batch_size"), args.model, input_shape[1:],
-                                           batch=options["batch_size"], optimizer=options["optimizer"]))
+    mri_nets.check_training_memory(train_file, (None, train_file), (cfg, "batch_size"), args.model,
+                                   batch=options["batch_size"], optimizer=options["optimizer"])
     settings = train_settings(params)
     device = torch_device(settings.device)
     # Parameters are checked before the data are read, so a typo is never reported as missing data.

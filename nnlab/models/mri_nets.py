@@ -159,16 +159,21 @@ MODELS: dict[str, Callable[[tuple[int, int, int]], nn.Module]] = {
 }
 
 
-def memory_needs(weights_key: tuple, batch_key: tuple, name: str, input_shape: tuple[int, int, int], *,
-                 batch: int, optimizer: str) -> tuple:
-    """What training network ``name`` on inputs of ``input_shape`` in batches of ``batch`` needs
-    (:func:`nnlab.memory.torch_net`, whose keys name the parameters; scoring takes batches of the
-    evaluation size)."""
+def check_training_memory(train_file: str, weights_key: tuple, batch_key: tuple, name: str, *, batch: int,
+                          optimizer: str) -> None:
+    """Refuse, before any data are read, to train network ``name`` on the slices of ``train_file``
+    in batches of ``batch`` if that needs more memory than there is (:func:`nnlab.memory.torch_net`,
+    whose keys name the parameters; scoring takes batches of the evaluation size). A file that
+    cannot be read is left to the reading, which says why."""
     from nnlab.torch_train import EVAL_BATCH_SIZE
 
-    return memory.torch_net(weights_key, batch_key, lambda: MODELS[name](input_shape), batch=batch,
-                            eval_batch=EVAL_BATCH_SIZE, optimizer_slots=2 if optimizer == "adamw" else 0,
-                            sample_shape=input_shape)
+    shape = memory.npy_shape(train_file)
+    if shape is None or len(shape) != 4:
+        return
+    input_shape = shape[1:]
+    memory.check(memory.torch_net(weights_key, batch_key, lambda: MODELS[name](input_shape), batch=batch,
+                                  eval_batch=EVAL_BATCH_SIZE, optimizer_slots=2 if optimizer == "adamw" else 0,
+                                  sample_shape=input_shape))
 
 
 def fit(name: str, train, test, *, seed: int, device: torch.device, n_classes: int = N_CLASSES,
