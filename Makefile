@@ -26,14 +26,17 @@ repro: venv
 # The whole pipeline on the three real datasets at once, as the DVC experiment `real` (docs/real-data.md):
 #   make real MNIST_IDX=/path/to/mnist IMDB=/path/to/aclImdb_v1.tar.gz MRI='/path/to/Alzheimer_s Dataset'
 # MNIST_IDX: the folder of the four IDX files; IMDB: the aclImdb tarball or folder (IMDB_SOURCE=csv: a
-# review,sentiment CSV); MRI: the Kaggle folder holding train/ and test/.
+# review,sentiment CSV); MRI: the Kaggle folder holding train/ and test/. THREADS: torch's threads per
+# stage (train.threads; 1 gives the same bytes on any machine, 2 cut the four MRI models on the real
+# slices from about 70 to 44 minutes on 2 cores: docs/real-data.md).
 IMDB_SOURCE ?= aclimdb
+THREADS ?= 1
 real: venv
 	@test -n "$(MNIST_IDX)" -a -n "$(IMDB)" -a -n "$(MRI)" || \
 		{ echo "error: make real needs MNIST_IDX=<folder> IMDB=<tarball, folder or CSV> MRI=<folder>" >&2; exit 2; }
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc exp run -n real -S data.mnist.source=idx -S "data.mnist.idx_dir=$(MNIST_IDX)" \
 		-S data.imdb.source=$(IMDB_SOURCE) -S "data.imdb.path=$(IMDB)" \
-		-S data.mri.source=folder -S "data.mri.folder.path=$(MRI)"
+		-S data.mri.source=folder -S "data.mri.folder.path=$(MRI)" -S train.threads=$(THREADS)
 
 # Whole files to each worker, in the order tests/conftest.py sorts them (see there).
 test: venv
