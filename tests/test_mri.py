@@ -119,6 +119,31 @@ def test_by_brain_holds_out_every_level_of_the_last_brains_of_each_class():
     assert train.images.ravel().tolist() == [0, 1, 2, 5, 6, 9, 10, 11, 14, 16, 18, 19]
 
 
+def test_validation_split_keeps_a_slice_or_a_brain_of_every_class():
+    # A block: round(0.9 * 2) = 2 slices of class 0, but each class keeps one; round(0.25 * 2) = 0 holds out none.
+    images = np.arange(8, dtype=np.uint8)[:, None, None]
+    slices = mri.Slices(images[:2], np.array([0, 0]), empty_folders=["e"])
+    train, validation = mri.split_validation(slices, 0.9)
+    assert (train.images.ravel().tolist(), validation.images.ravel().tolist()) == ([0], [1])
+    assert train.empty_folders == ["e"] and validation.empty_folders == []
+    with pytest.raises(DataError, match=r"^a validation fraction of 0\.25 holds out no slice of 2$"):
+        mri.split_validation(slices, 0.25)
+    # By brain, 4 brains: at least one held out (0.01), at most three (0.99).
+    brains = {"MildDemented": 4, "ModerateDemented": 2, "NonDemented": 1, "VeryMildDemented": 3}
+    by_brain = mri.Slices(images, np.zeros(8, dtype=np.int64), positions=np.arange(8))
+    assert mri.split_validation(by_brain, 0.01, brains)[1].images.ravel().tolist() == [3, 7]
+    assert mri.split_validation(by_brain, 0.99, brains)[1].images.ravel().tolist() == [1, 2, 3, 5, 6, 7]
+    # Every slice of a class in a held-out brain: nothing left to train on.
+    last_brain = mri.Slices(images[:2], np.array([1, 1]), positions=np.array([1, 3]))
+    with pytest.raises(DataError, match=r"^a validation fraction of 0\.5 holds out every slice of 2$"):
+        mri.split_validation(last_brain, 0.5, brains)
+
+
+def test_class_counts_name_every_class():
+    slices = mri.Slices(np.zeros((3, 1, 1), dtype=np.uint8), np.array([0, 2, 2]))
+    assert slices.class_counts() == {"MildDemented": 1, "ModerateDemented": 0, "NonDemented": 2, "VeryMildDemented": 0}
+
+
 def test_decompression_bomb_is_never_decoded(tmp_path):
     root = make_tree(tmp_path)
     (root / "train" / "MildDemented" / "bomb.jpg").write_bytes(jpeg_declaring(20_000, 20_000))
