@@ -42,6 +42,29 @@ def test_means_and_covariance_come_from_params():
     np.testing.assert_allclose(pos.var(axis=0), [4.0, 0.25], rtol=0.1)
 
 
+def test_a_saved_split_loads_whole_and_a_broken_one_says_what_to_run(tmp_path):
+    from nnlab.errors import DataError
+
+    split = synthetic.Split(np.zeros((2, 2)), np.array([0, 1]), np.ones((1, 2)), np.array([1]),
+                            {"grid_x": np.arange(3), "grid_y": np.arange(3) + 1})
+    np.savez(tmp_path / "circles.npz", **split.arrays())
+    loaded, (grid_x, grid_y) = synthetic.load_circles(tmp_path / "circles.npz")
+    assert loaded.arrays().keys() == split.arrays().keys() and (grid_y - grid_x == 1).all()
+    for key, array in split.arrays().items():
+        np.testing.assert_array_equal(loaded.arrays()[key], array)
+    np.savez(tmp_path / "plain.npz", **{k: v for k, v in split.arrays().items() if not k.startswith("grid")})
+    with pytest.raises(DataError, match=r"plain\.npz: missing the grid_x/grid_y mesh \(rerun `dvc repro generate`\)$"):
+        synthetic.load_circles(tmp_path / "plain.npz")
+    np.savez(tmp_path / "part.npz", X_train=split.X_train, y_test=split.y_test)
+    with pytest.raises(DataError, match=r"part\.npz: missing arrays X_test, y_train$"):
+        synthetic.load_split(tmp_path / "part.npz")
+    with pytest.raises(DataError, match=r"gone\.npz: not found \(run `dvc repro generate` first\)$"):
+        synthetic.load_split(tmp_path / "gone.npz")
+    (tmp_path / "text.npz").write_text("not numpy")
+    with pytest.raises(DataError, match=r"text\.npz: not a readable \.npz split: "):
+        synthetic.load_split(tmp_path / "text.npz")
+
+
 def test_one_hot():
     np.testing.assert_array_equal(synthetic.one_hot(np.array([1, 0]), 2), [[0, 1], [1, 0]])
 

@@ -270,7 +270,9 @@ SINGLE_COLUMN = np.array([[0.5], [0.2], [0.9], [0.7]]), np.array([1, 0, 0, 1])
     (MSE(), *SINGLE_COLUMN, 0.75),
     # Two classes, one row with both outputs below 0.5: its class is still the larger one.
     (MSE(), np.array([[0.45, 0.4], [0.2, 0.6]]), np.array([[1, 0], [1, 0]]), 0.5),
-], ids=["bce", "mse-one-column", "mse-one-hot"])
+    # Logits: 0 is the boundary, read as class 1 (probability 0.5, as BCE on probabilities reads it).
+    (BinaryCrossEntropyWithLogits(), np.array([[0.0], [-0.1], [2.0], [-3.0]]), np.array([1, 0, 0, 1]), 0.5),
+], ids=["bce", "mse-one-column", "mse-one-hot", "bce-logits"])
 def test_accuracy_reads_each_output_as_its_class(loss, pred, target, expected):
     assert loss.accuracy(pred, target) == expected
 
@@ -292,3 +294,15 @@ def test_xavier_fills_its_whole_range_and_no_more(rng):
     limit = np.sqrt(6.0 / 40)
     assert weights.shape == (30, 10)
     assert -limit <= weights.min() < -0.9 * limit and 0.9 * limit < weights.max() <= limit
+
+
+def test_defaults_and_names_of_layers_and_initialisers(rng):
+    from nnlab.nn import init
+
+    assert LeakyReLU().forward(np.array([-2.0, 3.0])).tolist() == [-0.02, 3.0]
+    assert BinaryCrossEntropyWithLogits().probabilities(np.array([[0.0], [np.log(3.0)]])).ravel() == pytest.approx([0.5, 0.75])
+    weights = init.normal((100, 50), rng)
+    assert weights.shape == (100, 50) and abs(weights.mean()) < 0.001 and 0.0095 < weights.std() < 0.0105
+    # The architecture a checkpoint records (nnlab/checkpoint.py): a resumed run must be of the same net.
+    net = Sequential([Linear(2, 3, rng=rng), LeakyReLU(0.1), Linear(3, 1, rng=rng), Sigmoid()])
+    assert repr(net) == "Linear(2, 3) - LeakyReLU(0.1) - Linear(3, 1) - Sigmoid()"

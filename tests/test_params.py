@@ -65,6 +65,72 @@ def test_learning_rate_precedence(tmp_path):
     assert learning_rate(params, params.section("c")) == 0.01
 
 
+def test_a_models_own_seed_comes_before_the_shared_one(tmp_path):
+    from nnlab.params import seed
+
+    path = tmp_path / "params.yaml"
+    path.write_text("train: {lr: 0.01, seed: 7, device: cpu}\na: {seed: null}\nb: {seed: 0}\nc: {seed: -1}\n")
+    params = load_params(path, sections=None)
+    assert (seed(params), seed(params, params.section("a")), seed(params, params.section("b"))) == (7, 7, 0)
+    with pytest.raises(ParamError, match=r"params\.yaml: c\.seed = -1: must be >= 0$"):
+        seed(params, params.section("c"))
+
+
+def test_sgd_settings_check_each_key(tmp_path):
+    from nnlab.params import sgd_settings
+
+    path = tmp_path / "params.yaml"
+    path.write_text("train: {lr: 0.01, seed: 1, device: cpu}\n"
+                    "a: {lr: null, batch_size: 5, iterations: 3, eval_every: 1}\nb: {batch_size: full}\n"
+                    "c: {batch_size: 1, iterations: 0}\nd: {batch_size: 1, iterations: 1, eval_every: 0}\n")
+    params = load_params(path, sections=None)
+    assert sgd_settings(params, params.section("a")) == {"lr": 0.01, "batch_size": 5, "iterations": 3, "eval_every": 1}
+    for name, message in [("b", "b.batch_size = 'full': must be an integer"), ("c", "c.iterations = 0: must be >= 1"),
+                          ("d", "d.eval_every = 0: must be >= 1")]:
+        with pytest.raises(ParamError) as error:
+            sgd_settings(params, params.section(name))
+        assert str(error.value).startswith(f"{path}: {message}")
+
+
+def test_batch_size_full_or_null_is_the_whole_set_and_never_more_than_it():
+    cfg = section(a="full", b=None, c=8, d=9, e=[8, 9, 10])
+    assert (cfg.batch_size("a", 8), cfg.batch_size("b", 8), cfg.batch_size("c", 8)) == (None, None, 8)
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.d = 9: larger than the 8 training samples$"):
+        cfg.batch_size("d", 8)
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.b = None: must be an integer"):
+        cfg.batch_size("b", 8, allow_full=False)
+    assert cfg.batch_sizes("e", 10) == [8, 9, 10]
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.e = \[8, 9, 10\]: 9 is larger than the 8 training "
+                                         r"samples$"):
+        cfg.batch_sizes("e", 8)
+
+
+def test_optional_and_boolean_getters():
+    cfg = section(on=True, off=False, word="yes", n=3, text="x", empty="", none=None)
+    assert (cfg.bool("on"), cfg.bool("off"), cfg.bool("gone", default=True)) == (True, False, True)
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.word = 'yes': must be true or false$"):
+        cfg.bool("word")
+    assert (cfg.optional_int("n", min=1), cfg.optional_int("none"), cfg.optional_int("gone")) == (3, None, None)
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.n = 3: must be >= 4$"):
+        cfg.optional_int("n", min=4)
+    assert (cfg.optional_str("text", choices=["x"]), cfg.optional_str("none"), cfg.optional_str("gone")) == ("x", None, None)
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.empty = '': must be a non-empty string$"):
+        cfg.optional_str("empty")
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.text = 'x': must be one of y, z$"):
+        cfg.optional_str("text", choices=["y", "z"])
+    cfg.check_all_used()
+
+
+def test_a_section_lists_copies_and_refuses_its_values_as_read():
+    cfg = section(units=[8, 4], name="mlp")
+    assert cfg.keys() == ["units", "name"]
+    copy = cfg.as_dict()
+    copy["units"].append(2)
+    assert copy == {"units": [8, 4, 2], "name": "mlp"} and cfg.as_dict() == {"units": [8, 4], "name": "mlp"}
+    assert str(cfg.refuse("units", "too wide")) == "params.yaml: model.units = [8, 4]: too wide"
+    assert str(cfg.refuse("gone", "needed")) == "params.yaml: model.gone = None: needed"
+
+
 def test_unreadable_params_file(tmp_path):
     with pytest.raises(ParamError, match="file not found"):
         load_params(tmp_path / "missing.yaml")

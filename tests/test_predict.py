@@ -215,10 +215,11 @@ def test_load_refuses_a_foreign_missing_or_diverged_model_saying_what_to_run(tmp
     assert str(error.value) == (f"{tmp_path}/mri_cnn_improved: missing (run `dvc repro mri_model@cnn_improved` to "
                                 f"make it); the mri models in {tmp_path}/: none (run `dvc repro` to train them)")
     write_model(tmp_path, "mri_cnn1", mri_nets.KIND, run={"diverged": True, "diverged_at": 7, "unit": "epoch"})
+    write_model(tmp_path, "mri_cnn2", mri_nets.KIND)
     with pytest.raises(DataError) as error:
         predict.load("mri", tmp_path, "cnn1")
     assert str(error.value) == (f"--model cnn1: models are named as their folders under {tmp_path}/ (mri_<name>); "
-                                f"the mri models in {tmp_path}/: mri_cnn1")
+                                f"the mri models in {tmp_path}/: mri_cnn1, mri_cnn2")
     with pytest.raises(DataError) as error:
         predict.load("mri", tmp_path, "mri_cnn1")
     assert str(error.value) == (f"{tmp_path}/mri_cnn1: this model diverged in training (epoch 7), so it predicts "

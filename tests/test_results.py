@@ -95,11 +95,11 @@ def test_the_schema_checks_name_each_problem():
         "not ['accuracy', 'loss']; test scores ['loss'] are none of [['accuracy', 'f1', 'loss', 'recall'], "
         "['accuracy', 'loss', 'macro_f1', 'recall']]")
     with pytest.raises(ValueError) as error:
-        results.check_model_metrics({"train": None, "test": {"accuracy": 1}, "diverged": 0})
+        results.check_model_metrics({"train": {"loss": 1}, "test": {"accuracy": 1}, "diverged": 0})
     assert str(error.value) == (
         "top-level keys ['diverged', 'test', 'train'] are not ['diverged', 'source', 'test', 'train']; "
         "source None is not one of synthetic, generated, embedded, idx, download, aclimdb, csv, folder; "
-        "train scores [] are not ['accuracy']; test scores ['accuracy'] are none of [['accuracy', 'f1'], "
+        "train scores ['loss'] are not ['accuracy']; test scores ['accuracy'] are none of [['accuracy', 'f1'], "
         "['accuracy', 'macro_f1']]; diverged 0 is not true or false")
     for step in ("step", "epoch"):
         results.check_model_evaluation({"source": "folder", "train": {"accuracy": 1, "loss": 1}, **RUN, "unit": step,
