@@ -100,6 +100,7 @@ def test_validation_is_the_last_block_of_each_class():
     assert validation.images.ravel().tolist() == [7, 9, 11, 12]
     assert validation.labels.tolist() == [0, 2, 2, 2]
     assert train.images.ravel().tolist() == [0, 1, 2, 3, 4, 5, 6, 8, 10]
+    assert train.labels.tolist() == [2, 0, 2, 2, 0, 2, 2, 2, 1]
     assert train.skipped == [{"file": "x"}] and validation.skipped == []
     with pytest.raises(DataError, match="holds out no slice"):
         mri.split_validation(mri.Slices(images[:2], np.array([0, 1])), 0.2)

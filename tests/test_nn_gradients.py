@@ -256,9 +256,13 @@ def test_backward_params_gives_the_gradients_of_backward(rng):
         return [grad.copy() for layer in model.layers for grad in layer.grads().values()]
 
     x, labels = rng.normal(size=(30, 3)), rng.integers(0, 4, 30)
-    model = Sequential([Linear(3, 5, rng=rng), Tanh(), Linear(5, 4, rng=rng)])
-    for full, params_only in zip(gradients(model, Sequential.backward), gradients(model, Sequential.backward_params)):
-        np.testing.assert_array_equal(full, params_only)
+    # First a layer that skips its input gradient, then one without parameters (the default backward_params).
+    for model in (Sequential([Linear(3, 5, rng=rng), Tanh(), Linear(5, 4, rng=rng)]),
+                  Sequential([Tanh(), Linear(3, 4, rng=rng)])):
+        full, params_only = gradients(model, Sequential.backward), gradients(model, Sequential.backward_params)
+        assert len(full) == len(params_only) > 0
+        for one, other in zip(full, params_only):
+            np.testing.assert_array_equal(one, other)
 
 
 # Outputs on both sides of 0.5 (one exactly on it), a target given flat as stages pass labels.
@@ -269,7 +273,7 @@ SINGLE_COLUMN = np.array([[0.5], [0.2], [0.9], [0.7]]), np.array([1, 0, 0, 1])
     (BinaryCrossEntropy(), *SINGLE_COLUMN, 0.75),
     (MSE(), *SINGLE_COLUMN, 0.75),
     # Two classes, one row with both outputs below 0.5: its class is still the larger one.
-    (MSE(), np.array([[0.45, 0.4], [0.2, 0.6]]), np.array([[1, 0], [1, 0]]), 0.5),
+    (MSE(), np.array([[0.45, 0.4], [0.2, 0.6], [0.1, 0.3]]), np.array([[1, 0], [1, 0], [0, 1]]), 2 / 3),
     # Logits: 0 is the boundary, read as class 1 (probability 0.5, as BCE on probabilities reads it).
     (BinaryCrossEntropyWithLogits(), np.array([[0.0], [-0.1], [2.0], [-3.0]]), np.array([1, 0, 0, 1]), 0.5),
 ], ids=["bce", "mse-one-column", "mse-one-hot", "bce-logits"])
@@ -299,7 +303,9 @@ def test_xavier_fills_its_whole_range_and_no_more(rng):
 def test_defaults_and_names_of_layers_and_initialisers(rng):
     from nnlab.nn import init
 
-    assert LeakyReLU().forward(np.array([-2.0, 3.0])).tolist() == [-0.02, 3.0]
+    leaky = LeakyReLU()
+    assert leaky.forward(np.array([-2.0, 0.0, 3.0])).tolist() == [-0.02, 0.0, 3.0]
+    assert leaky.backward(np.ones(3)).tolist() == [0.01, 0.01, 1.0]   # at 0 the slope, as torch's leaky_relu
     assert BinaryCrossEntropyWithLogits().probabilities(np.array([[0.0], [np.log(3.0)]])).ravel() == pytest.approx([0.5, 0.75])
     weights = init.normal((100, 50), rng)
     assert weights.shape == (100, 50) and abs(weights.mean()) < 0.001 and 0.0095 < weights.std() < 0.0105

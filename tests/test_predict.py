@@ -198,11 +198,19 @@ def test_models_present_are_the_folders_of_the_datasets_kinds(tmp_path):
     write_model(tmp_path, "mri_b", mri_nets.KIND)
     write_model(tmp_path, "mri_a", mri_nets.KIND)
     write_model(tmp_path, "mnist_torch", linear.KINDS["torch"])
-    (tmp_path / "mri_broken").mkdir()
-    (tmp_path / "mri_broken" / "spec.json").write_text("{")
+    (tmp_path / "mri_0_broken").mkdir()   # first in the listing: the folders after it are still found
+    (tmp_path / "mri_0_broken" / "spec.json").write_text("{")
     assert models_present(tmp_path, "mri") == ["mri_a", "mri_b"]
     assert models_present(tmp_path, "mnist") == ["mnist_torch"]
     assert models_present(tmp_path, "imdb") == []
+
+
+def test_the_imdb_network_loads_from_its_folder_alone(monkeypatch):
+    from nnlab.models import sentiment
+    from nnlab.predict import kinds
+
+    monkeypatch.setattr(sentiment, "load_model", lambda directory: ("net", directory))
+    assert kinds("imdb")[sentiment.KIND]("models/imdb_train", "imdb_train") == ("net", "models/imdb_train")
 
 
 def test_load_refuses_a_foreign_missing_or_diverged_model_saying_what_to_run(tmp_path, monkeypatch):

@@ -51,7 +51,7 @@ def test_train_split_has_accuracy_and_loss_only():
 
 
 def test_a_run_reports_its_last_scores_and_how_it_ended():
-    rows = [{**dict.fromkeys(SCORE_COLUMNS, 0.25), "epoch": 1}, {**dict.fromkeys(SCORE_COLUMNS, 0.75), "epoch": 2}]
+    rows = [{**dict.fromkeys(SCORE_COLUMNS, score), "epoch": epoch} for epoch, score in ((1, 0.25), (2, 0.5), (3, 0.75))]
     run = TrainResult("epoch", rows, trained=2)
     assert run.final() == dict.fromkeys(SCORE_COLUMNS, 0.75)
     assert run.run_record() == {"diverged": False, "diverged_at": None, "trained": 2, "unit": "epoch"}
