@@ -106,7 +106,7 @@ def test_batch_size_full_or_null_is_the_whole_set_and_never_more_than_it():
 
 
 def test_optional_and_boolean_getters():
-    cfg = section(on=True, off=False, word="yes", n=3, text="x", empty="", none=None)
+    cfg = section(on=True, off=False, word="yes", n=3, text="x", empty="", none=None, rate=-0.5)
     assert (cfg.bool("on"), cfg.bool("off"), cfg.bool("gone", default=True)) == (True, False, True)
     with pytest.raises(ParamError, match=r"^params\.yaml: model\.word = 'yes': must be true or false$"):
         cfg.bool("word")
@@ -118,6 +118,9 @@ def test_optional_and_boolean_getters():
         cfg.optional_str("empty")
     with pytest.raises(ParamError, match=r"^params\.yaml: model\.text = 'x': must be one of y, z$"):
         cfg.optional_str("text", choices=["y", "z"])
+    assert cfg.optional_float("none", positive=True) is None
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.rate = -0\.5: must be > 0$"):
+        cfg.optional_float("rate", positive=True)
     cfg.check_all_used()
 
 
@@ -185,6 +188,18 @@ def test_threads_auto_is_every_usable_core_and_a_count_is_kept(tmp_path):
     assert train_settings(load_params(write_params(tmp_path, **{"train.threads": "auto"}))).threads == \
         len(os.sched_getaffinity(0))
     assert train_settings(load_params(write_params(tmp_path, **{"train.threads": 3}))).threads == 3
+
+
+def test_usable_cores_are_the_affinity_mask_else_the_cpu_count(monkeypatch):
+    from nnlab import params
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5}, raising=False)
+    assert params.usable_cores() == 1
+    monkeypatch.delattr(os, "sched_getaffinity")   # macOS
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert params.usable_cores() == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: None)   # undeterminable
+    assert params.usable_cores() == 1
 
 
 def test_known_sections_are_those_dvc_yaml_reads():

@@ -248,16 +248,19 @@ def test_a_digit_is_a_grey_image_of_the_models_side(tmp_path):
     from nnlab.errors import DataError
     from nnlab.predict import read_digit
 
-    pixels = np.arange(16, dtype=np.uint8).reshape(4, 4)
-    for mode in ("L", "P"):
+    pixels = np.arange(16, dtype=np.uint8).reshape(4, 4) * 17
+    for mode in ("L", "P", "LA"):   # grey, palette, grey with alpha
         Image.fromarray(pixels).convert(mode).save(tmp_path / f"{mode}.png")
         assert (read_digit(tmp_path / f"{mode}.png", 4) == pixels).all()
+    Image.fromarray(pixels).convert("1").save(tmp_path / "1.png")   # black and white
+    assert set(np.unique(read_digit(tmp_path / "1.png", 4))) == {0, 255}
     Image.fromarray(pixels).convert("RGB").save(tmp_path / "colour.png")
     with pytest.raises(DataError, match=r"colour\.png: a RGB image; a digit is greyscale \(mode L\), white on black$"):
         read_digit(tmp_path / "colour.png", 4)
-    with pytest.raises(DataError, match=r"L\.png: image is 4x4, expected 5x5: the models are trained on MNIST's "
+    Image.fromarray(pixels[:3]).save(tmp_path / "wide.png")
+    with pytest.raises(DataError, match=r"wide\.png: image is 4x3, expected 5x5: the models are trained on MNIST's "
                                         r"5x5 grey digits, white on black, centred$"):
-        read_digit(tmp_path / "L.png", 5)
+        read_digit(tmp_path / "wide.png", 5)
     (tmp_path / "text.png").write_text("not an image")
     with pytest.raises(DataError, match=r"text\.png: unreadable image"):
         read_digit(tmp_path / "text.png", 4)
