@@ -65,6 +65,23 @@ def test_a_saved_split_loads_whole_and_a_broken_one_says_what_to_run(tmp_path):
         synthetic.load_split(tmp_path / "text.npz")
 
 
+def test_moons_and_circles_take_their_noise_factor_and_grid():
+    exact = synthetic.circles(40, noise=0.0, factor=0.5, test_fraction=0.25, seed=0, grid_extent=1.0, grid_step=0.5)
+    X = np.vstack([exact.X_train, exact.X_test])
+    assert sorted(set(np.round(np.hypot(*X.T), 12))) == [0.5, 1.0]
+    ticks = [-1.0, -0.5, 0.0, 0.5, 1.0]
+    assert exact.extra["grid_x"].tolist() == [ticks] * 5 and exact.extra["grid_y"].T.tolist() == [ticks] * 5
+    noisy = synthetic.circles(40, noise=0.1, factor=0.5, test_fraction=0.25, seed=0, grid_extent=1.0, grid_step=0.5)
+    assert len(set(np.round(np.hypot(*noisy.X_train.T), 12))) > 2
+    moons = synthetic.moons(40, noise=0.1, test_fraction=0.25, seed=0)
+    upper = moons.X_train[moons.y_train == 0]   # the upper half circle about the origin, radius 1, without noise
+    assert not np.allclose(np.hypot(*upper.T), 1.0)
+    gaussians = synthetic.gaussians(10, [1, 1], [-1, -1], np.eye(2), np.eye(2), test_fraction=0.2, seed=0)
+    for split, labels in ((exact, [0, 1]), (moons, [0, 1]), (gaussians, [-1, 1])):
+        for y, size in ((split.y_train, len(split.X_train)), (split.y_test, len(split.X_test))):
+            assert y.dtype == np.int64 and y.shape == (size,) and sorted(set(y.tolist())) == labels
+
+
 def test_one_hot():
     np.testing.assert_array_equal(synthetic.one_hot(np.array([1, 0]), 2), [[0, 1], [1, 0]])
 

@@ -306,6 +306,9 @@ def test_defaults_and_names_of_layers_and_initialisers(rng):
     leaky = LeakyReLU()
     assert leaky.forward(np.array([-2.0, 0.0, 3.0])).tolist() == [-0.02, 0.0, 3.0]
     assert leaky.backward(np.ones(3)).tolist() == [0.01, 0.01, 1.0]   # at 0 the slope, as torch's leaky_relu
+    relu = ReLU()
+    relu.forward(np.array([-1.0, 0.0, 2.0]))
+    assert relu.backward(np.ones(3)).tolist() == [0.0, 0.0, 1.0]   # at 0 no gradient, as torch's relu
     assert BinaryCrossEntropyWithLogits().probabilities(np.array([[0.0], [np.log(3.0)]])).ravel() == pytest.approx([0.5, 0.75])
     weights = init.normal((100, 50), rng)
     assert weights.shape == (100, 50) and abs(weights.mean()) < 0.001 and 0.0095 < weights.std() < 0.0105

@@ -124,6 +124,25 @@ def test_optional_and_boolean_getters():
     cfg.check_all_used()
 
 
+def test_number_lists_and_matrices_name_the_entry_at_fault():
+    cfg = section(one=2.5, text="1,2", word=[1, "x"], flag=[True], zero=[1, 0], inf=[1, float("inf")], none=[],
+                  ragged=[[1, 2], [3]], cell=[[1, "x"], [0, 1]], cov=[[4, 0], [0, 0.25]])
+    assert cfg.float_list("one") == [2.5] and cfg.float_list("zero") == [1.0, 0.0]
+    assert cfg.float_list("one", positive=True) == [2.5] and cfg.float_matrix("cov", 2, 2) == [[4.0, 0.0], [0.0, 0.25]]
+    for key, positive, why in [("text", False, "'1,2' is not a number"), ("word", False, "'x' is not a number"),
+                               ("flag", False, "True is not a number"),
+                               ("zero", True, "every entry must be a finite number > 0"),
+                               ("inf", False, "every entry must be a finite number"),
+                               ("none", False, "must hold at least one number")]:
+        with pytest.raises(ParamError) as error:
+            cfg.float_list(key, positive=positive)
+        assert str(error.value) == f"params.yaml: model.{key} = {cfg.as_dict()[key]!r}: {why}"
+    for key, why in [("ragged", "must be a 2x2 list of lists"), ("cell", "every entry must be a finite number")]:
+        with pytest.raises(ParamError) as error:
+            cfg.float_matrix(key, 2, 2)
+        assert str(error.value) == f"params.yaml: model.{key} = {cfg.as_dict()[key]!r}: {why}"
+
+
 def test_a_section_lists_copies_and_refuses_its_values_as_read():
     cfg = section(units=[8, 4], name="mlp")
     assert cfg.keys() == ["units", "name"]
