@@ -312,6 +312,10 @@ def test_defaults_and_names_of_layers_and_initialisers(rng):
     assert BinaryCrossEntropyWithLogits().probabilities(np.array([[0.0], [np.log(3.0)]])).ravel() == pytest.approx([0.5, 0.75])
     weights = init.normal((100, 50), rng)
     assert weights.shape == (100, 50) and abs(weights.mean()) < 0.001 and 0.0095 < weights.std() < 0.0105
+    weights = init.he((400, 50), rng)   # std sqrt(2 / fan_in)
+    assert abs(weights.mean()) < 0.005 and 0.95 < weights.std() / np.sqrt(2 / 400) < 1.05
+    narrow = Linear(2, 3, rng=rng, dtype=np.float32)
+    assert narrow.W.dtype == narrow.b.dtype == np.float32
     # The architecture a checkpoint records (nnlab/checkpoint.py): a resumed run must be of the same net.
     net = Sequential([Linear(2, 3, rng=rng), LeakyReLU(0.1), Linear(3, 1, rng=rng), Sigmoid()])
     assert repr(net) == "Linear(2, 3) - LeakyReLU(0.1) - Linear(3, 1) - Sigmoid()"
