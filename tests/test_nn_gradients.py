@@ -314,6 +314,10 @@ def test_defaults_and_names_of_layers_and_initialisers(rng):
     assert weights.shape == (100, 50) and abs(weights.mean()) < 0.001 and 0.0095 < weights.std() < 0.0105
     weights = init.he((400, 50), rng)   # std sqrt(2 / fan_in)
     assert abs(weights.mean()) < 0.005 and 0.95 < weights.std() / np.sqrt(2 / 400) < 1.05
+    assert init.get("he") is init.he and init.get("he", std=0.5) is init.he and init.get("normal") is init.normal
+    assert 0.45 < init.get("normal", std=0.5)((100, 50), rng).std() < 0.55
+    with pytest.raises(ValueError, match=r"^unknown initialiser 'glorot' \(choose from zeros, normal, xavier, he\)$"):
+        init.get("glorot")
     narrow = Linear(2, 3, rng=rng, dtype=np.float32)
     assert narrow.W.dtype == narrow.b.dtype == np.float32
     # The architecture a checkpoint records (nnlab/checkpoint.py): a resumed run must be of the same net.

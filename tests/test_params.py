@@ -143,6 +143,17 @@ def test_number_lists_and_matrices_name_the_entry_at_fault():
         assert str(error.value) == f"params.yaml: model.{key} = {cfg.as_dict()[key]!r}: {why}"
 
 
+def test_an_integer_may_be_written_as_a_whole_float_and_nothing_else():
+    cfg = section(whole=3.0, half=2.5, flag=True, text="3")
+    assert cfg.int("whole") == 3 and type(cfg.int("whole")) is int and cfg.int("gone", default=7) == 7
+    for key, value in [("half", 2.5), ("flag", True), ("text", "3")]:
+        with pytest.raises(ParamError) as error:
+            cfg.int(key)
+        assert str(error.value) == f"params.yaml: model.{key} = {value!r}: must be an integer"
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.gone is missing$"):
+        cfg.int("gone")
+
+
 def test_a_section_lists_copies_and_refuses_its_values_as_read():
     cfg = section(units=[8, 4], name="mlp")
     assert cfg.keys() == ["units", "name"]
