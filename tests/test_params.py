@@ -154,6 +154,26 @@ def test_an_integer_may_be_written_as_a_whole_float_and_nothing_else():
         cfg.int("gone")
 
 
+def test_a_number_and_its_range_are_refused_in_words(tmp_path):
+    cfg = section(lr=0.5, word="fast", inf=float("inf"), zero=0, low=1, high=5)
+    assert cfg.float("lr") == 0.5 and cfg.float("zero") == 0.0 and cfg.float("gone", default=0.25) == 0.25
+    assert (cfg.int("low", min=1, max=1), cfg.float("high", min=5, max=5)) == (1, 5.0)
+    for key, call, why in [("word", lambda: cfg.float("word"), "must be a number"),
+                           ("inf", lambda: cfg.float("inf"), "must be finite"),
+                           ("zero", lambda: cfg.float("zero", positive=True), "must be > 0"),
+                           ("low", lambda: cfg.float("low", min=2), "must be >= 2"),
+                           ("high", lambda: cfg.float("high", max=4), "must be <= 4"),
+                           ("high", lambda: cfg.int("high", max=4), "must be <= 4")]:
+        with pytest.raises(ParamError) as error:
+            call()
+        assert str(error.value).startswith(f"params.yaml: model.{key} = ") and str(error.value).endswith(f": {why}")
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.gone is missing$"):
+        cfg.float("gone")
+    path = tmp_path / "params.yaml"
+    path.write_text("train: {lr: 0.01, seed: 1, device: cpu}\n")
+    assert train_settings(load_params(path, sections=None)).threads == 1
+
+
 def test_a_section_lists_copies_and_refuses_its_values_as_read():
     cfg = section(units=[8, 4], name="mlp")
     assert cfg.keys() == ["units", "name"]
