@@ -246,6 +246,8 @@ def test_row_and_column_reductions_match_numpy(columns, rng):
                   sum_tolerance(columns, np.abs(finite).sum(axis=1), np.float64), "row sums")
     assert_within(column_sums(finite), finite.sum(axis=0),
                   sum_tolerance(len(finite), np.abs(finite).sum(axis=0), np.float64), "column sums")
+    single = finite.astype(np.float32)   # a float32 net's sums stay float32
+    assert row_sums(single).dtype == column_sums(single).dtype == np.float32
 
 
 def test_backward_params_gives_the_gradients_of_backward(rng):
