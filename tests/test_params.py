@@ -174,6 +174,28 @@ def test_a_number_and_its_range_are_refused_in_words(tmp_path):
     assert train_settings(load_params(path, sections=None)).threads == 1
 
 
+def test_a_string_is_non_empty_and_the_train_seed_fits_32_bits(tmp_path):
+    cfg = section(name="mlp", empty="", number=3)
+    assert cfg.str("name") == "mlp" and cfg.str("gone", default="x") == "x"
+    for key, value in [("empty", ""), ("number", 3)]:
+        with pytest.raises(ParamError) as error:
+            cfg.str(key)
+        assert str(error.value) == f"params.yaml: model.{key} = {value!r}: must be a non-empty string"
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.gone is missing$"):
+        cfg.str("gone")
+    for train, message in [("lr: 0.01, seed: 4294967295", None),
+                           ("lr: 0.01, seed: 4294967296", "train.seed = 4294967296: must be <= 4294967295"),
+                           ("lr: 0, seed: 1", "train.lr = 0.0: must be > 0")]:
+        path = tmp_path / "params.yaml"
+        path.write_text(f"train: {{{train}, device: cpu}}\n")
+        if message is None:
+            assert train_settings(load_params(path, sections=None)).seed == 2**32 - 1
+            continue
+        with pytest.raises(ParamError) as error:
+            train_settings(load_params(path, sections=None))
+        assert str(error.value) == f"{path}: {message}"
+
+
 def test_a_section_lists_copies_and_refuses_its_values_as_read():
     cfg = section(units=[8, 4], name="mlp")
     assert cfg.keys() == ["units", "name"]

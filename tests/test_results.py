@@ -45,6 +45,15 @@ def test_scores_equal_sklearn(case):
     assert scores["accuracy"] == np.mean(y_true == y_pred)
 
 
+def test_scores_of_float_labels_and_of_an_empty_class_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # an empty class's 0 / 0 is a 0 score, not a warning
+        f1, recall = results.per_class_scores(np.array([0.0, 0.0]), np.array([0.0, 1.0]), 3)
+    assert f1.tolist() == [2 / 3, 0.0, 0.0] and recall.tolist() == [0.5, 0.0, 0.0]
+
+
 def test_train_split_has_accuracy_and_loss_only():
     assert classifier_scores(np.array([0, 1]), np.array([0, 0]), ["a", "b"], 0.25, train=True) == \
         {"accuracy": 0.5, "loss": 0.25}
