@@ -183,6 +183,8 @@ def test_a_string_is_non_empty_and_the_train_seed_fits_32_bits(tmp_path):
         assert str(error.value) == f"params.yaml: model.{key} = {value!r}: must be a non-empty string"
     with pytest.raises(ParamError, match=r"^params\.yaml: model\.gone is missing$"):
         cfg.str("gone")
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.name = 'mlp': must be a mapping of parameters$"):
+        cfg.section("name")
     for train, message in [("lr: 0.01, seed: 4294967295", None),
                            ("lr: 0.01, seed: 4294967296", "train.seed = 4294967296: must be <= 4294967295"),
                            ("lr: 0, seed: 1", "train.lr = 0.0: must be > 0")]:
