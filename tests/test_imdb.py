@@ -213,6 +213,9 @@ def test_random_split_is_stratified_seeded_and_keeps_the_reviews():
     again = imdb.split_reviews(frame, how="random", test_fraction=0.2, seed=3, source="r.csv")
     other = imdb.split_reviews(frame, how="random", test_fraction=0.2, seed=4, source="r.csv")
     assert split.equals(again) and not split.equals(other)
+    for seed in range(8):   # stratified for every seed (unstratified, seeds 6 and 7 draw 3 positive test reviews)
+        drawn = imdb.split_reviews(frame, how="random", test_fraction=0.2, seed=seed, source="r.csv")
+        assert (drawn.loc[drawn["split"] == "test", "sentiment"] == "positive").sum() == 2
     with pytest.raises(DataError, match="4 reviews at data.imdb.test_fraction = 0.8 give 0 train and 4 test reviews"):
         imdb.split_reviews(sentiments(2, 2), how="random", test_fraction=0.8, seed=0, source="r.csv")
     imdb.split_reviews(sentiments(2, 2), how="random", test_fraction=0.5, seed=0, source="r.csv")   # 2 and 2: enough
