@@ -113,7 +113,8 @@ def test_optional_and_boolean_getters():
     assert (cfg.optional_int("n", min=1), cfg.optional_int("none"), cfg.optional_int("gone")) == (3, None, None)
     with pytest.raises(ParamError, match=r"^params\.yaml: model\.n = 3: must be >= 4$"):
         cfg.optional_int("n", min=4)
-    assert (cfg.optional_str("text", choices=["x"]), cfg.optional_str("none"), cfg.optional_str("gone")) == ("x", None, None)
+    assert (cfg.optional_str("text", choices=["x"]), cfg.optional_str("none"), cfg.optional_str("gone")) == \
+        ("x", None, None)
     with pytest.raises(ParamError, match=r"^params\.yaml: model\.empty = '': must be a non-empty string$"):
         cfg.optional_str("empty")
     with pytest.raises(ParamError, match=r"^params\.yaml: model\.text = 'x': must be one of y, z$"):
@@ -125,10 +126,11 @@ def test_optional_and_boolean_getters():
 
 
 def test_number_lists_and_matrices_name_the_entry_at_fault():
-    cfg = section(one=2.5, text="1,2", word=[1, "x"], flag=[True], zero=[1, 0], inf=[1, float("inf")], none=[],
-                  ragged=[[1, 2], [3]], cell=[[1, "x"], [0, 1]], cov=[[4, 0], [0, 0.25]])
+    cfg = section(one=2.5, half=0.5, text="1,2", word=[1, "x"], flag=[True], zero=[1, 0], inf=[1, float("inf")],
+                  none=[], ragged=[[1, 2], [3]], cell=[[1, "x"], [0, 1]], cov=[[4, 0], [0, 0.25]])
     assert cfg.float_list("one") == [2.5] and cfg.float_list("zero") == [1.0, 0.0]
-    assert cfg.float_list("one", positive=True) == [2.5] and cfg.float_matrix("cov", 2, 2) == [[4.0, 0.0], [0.0, 0.25]]
+    assert cfg.float_list("one", positive=True) == [2.5] and cfg.float_list("half", positive=True) == [0.5]
+    assert cfg.float_matrix("cov", 2, 2) == [[4.0, 0.0], [0.0, 0.25]]
     for key, positive, why in [("text", False, "'1,2' is not a number"), ("word", False, "'x' is not a number"),
                                ("flag", False, "True is not a number"),
                                ("zero", True, "every entry must be a finite number > 0"),
