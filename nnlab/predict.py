@@ -113,6 +113,7 @@ def answers(inputs: Sequence[str], values: np.ndarray, classes: Sequence[str], k
             for text, row in zip(inputs, values)]
 
 
+# pragma: no mutate start (these read trained models: only tests/test_predict.py's subprocesses run them)
 def predict_imdb(texts: Sequence[str], models: Path, model: str | None) -> list[Prediction]:
     import torch
 
@@ -165,6 +166,7 @@ def predict_mri(paths: Sequence[str], models: Path, model: str | None) -> list[P
     return answers(paths, probabilities, spec["class_names"], "probabilities", provenance(name, spec))
 
 
+# pragma: no mutate end
 def read_digit(path: Path, side: int) -> np.ndarray:
     """A ``side`` x ``side`` greyscale image as uint8; other sizes and colour images are refused."""
     from nnlab.datasets.mri import open_image
@@ -183,6 +185,7 @@ def read_digit(path: Path, side: int) -> np.ndarray:
     return np.asarray(grey, dtype=np.uint8)
 
 
+# pragma: no mutate start (as predict_imdb)
 def predict_mnist(paths: Sequence[str], models: Path, model: str | None) -> list[Prediction]:
     """The linear classifiers' outputs are scores, not probabilities: they are fitted by squared
     error to one-hot targets (report 003), so they are shown as they are, ranked by size."""
@@ -195,6 +198,7 @@ def predict_mnist(paths: Sequence[str], models: Path, model: str | None) -> list
                    provenance(name, spec))
 
 
+# pragma: no mutate end
 PREDICTORS: dict[str, Callable[[Sequence[str], Path, str | None], list[Prediction]]] = {
     "imdb": predict_imdb,
     "mri": predict_mri,
@@ -216,6 +220,7 @@ def line(dataset: str, prediction: Prediction) -> str:
     return f"{prediction['label']}\t{key}: {values}\t{shown}\t[{prediction['model']}, trained on {data}]"
 
 
+# pragma: no mutate start (the command line, run by tests/test_predict.py in subprocesses)
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m nnlab.predict", description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
@@ -234,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     for prediction in predictions:
         print(json.dumps(prediction) if args.json else line(args.dataset, prediction))
+# pragma: no mutate end
 
 
 if __name__ == "__main__":

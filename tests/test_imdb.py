@@ -203,6 +203,30 @@ def test_official_split_needs_both_folders():
         imdb.split_reviews(frame, how="official", test_fraction=0.2, seed=0, source="x.tar.gz")
 
 
+def test_random_split_is_stratified_seeded_and_keeps_the_reviews():
+    frame = sentiments(10, 10).assign(stars=1)
+    split = imdb.split_reviews(frame, how="random", test_fraction=0.2, seed=3, source="r.csv")
+    assert list(split.columns) == ["review", "sentiment", "split"] and "split" not in frame.columns
+    assert split[["review", "sentiment"]].equals(frame[["review", "sentiment"]])
+    test = split[split["split"] == "test"]
+    assert len(test) == 4 and (test["sentiment"] == "positive").sum() == 2 and set(split["split"]) == {"train", "test"}
+    again = imdb.split_reviews(frame, how="random", test_fraction=0.2, seed=3, source="r.csv")
+    other = imdb.split_reviews(frame, how="random", test_fraction=0.2, seed=4, source="r.csv")
+    assert split.equals(again) and not split.equals(other)
+    for seed in range(8):   # stratified for every seed (unstratified, seeds 6 and 7 draw 3 positive test reviews)
+        drawn = imdb.split_reviews(frame, how="random", test_fraction=0.2, seed=seed, source="r.csv")
+        assert (drawn.loc[drawn["split"] == "test", "sentiment"] == "positive").sum() == 2
+    with pytest.raises(DataError, match="4 reviews at data.imdb.test_fraction = 0.8 give 0 train and 4 test reviews"):
+        imdb.split_reviews(sentiments(2, 2), how="random", test_fraction=0.8, seed=0, source="r.csv")
+    imdb.split_reviews(sentiments(2, 2), how="random", test_fraction=0.5, seed=0, source="r.csv")   # 2 and 2: enough
+
+
+def test_official_split_is_aclimdbs_own():
+    frame = sentiments(2, 2).assign(split=["train", "test", "test", "train"], stars=1)
+    assert imdb.split_reviews(frame, how="official", test_fraction=0.9, seed=0, source="x.tar.gz").equals(
+        frame[["review", "sentiment", "split"]])
+
+
 def test_samples_are_cut_for_display():
     """plots/preprocess/samples.json is committed: a 50 MB review drawn there would be committed whole."""
     reviews = ["short and good", "long " * 100_000]

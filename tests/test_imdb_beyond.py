@@ -69,6 +69,7 @@ def test_validation_split_is_stratified_disjoint_and_seeded():
     assert len(validation) == 25 and sorted([*fit, *validation]) == list(range(100))
     assert labels[validation].sum() == 10   # 40 % positive, as in the whole training split
     assert [a.tolist() for a in imdb.validation_split(labels, 0.25, seed=5)] == [fit.tolist(), validation.tolist()]
+    assert len(imdb.validation_split(labels, 0.1, seed=5)[1]) == 10
     with pytest.raises(DataError, match="cannot hold out a validation part of 3 training reviews"):
         imdb.validation_split(np.array([0, 0, 1]), 0.5, seed=0)
 

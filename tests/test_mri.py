@@ -100,6 +100,7 @@ def test_validation_is_the_last_block_of_each_class():
     assert validation.images.ravel().tolist() == [7, 9, 11, 12]
     assert validation.labels.tolist() == [0, 2, 2, 2]
     assert train.images.ravel().tolist() == [0, 1, 2, 3, 4, 5, 6, 8, 10]
+    assert train.labels.tolist() == [2, 0, 2, 2, 0, 2, 2, 2, 1]
     assert train.skipped == [{"file": "x"}] and validation.skipped == []
     with pytest.raises(DataError, match="holds out no slice"):
         mri.split_validation(mri.Slices(images[:2], np.array([0, 1])), 0.2)
@@ -117,6 +118,31 @@ def test_by_brain_holds_out_every_level_of_the_last_brains_of_each_class():
     # round(0.3 * 5) = 2 brains of class 0 (brains 3 and 4: places 3, 4, 8, 9, 13, 14); max(1, round(0.6)) = 1 of 2.
     assert validation.images.ravel().tolist() == [3, 4, 7, 8, 12, 13, 15, 17]
     assert train.images.ravel().tolist() == [0, 1, 2, 5, 6, 9, 10, 11, 14, 16, 18, 19]
+
+
+def test_validation_split_keeps_a_slice_or_a_brain_of_every_class():
+    # A block: round(0.9 * 2) = 2 slices of class 0, but each class keeps one; round(0.25 * 2) = 0 holds out none.
+    images = np.arange(8, dtype=np.uint8)[:, None, None]
+    slices = mri.Slices(images[:2], np.array([0, 0]), empty_folders=["e"])
+    train, validation = mri.split_validation(slices, 0.9)
+    assert (train.images.ravel().tolist(), validation.images.ravel().tolist()) == ([0], [1])
+    assert train.empty_folders == ["e"] and validation.empty_folders == []
+    with pytest.raises(DataError, match=r"^a validation fraction of 0\.25 holds out no slice of 2$"):
+        mri.split_validation(slices, 0.25)
+    # By brain, 4 brains: at least one held out (0.01), at most three (0.99).
+    brains = {"MildDemented": 4, "ModerateDemented": 2, "NonDemented": 1, "VeryMildDemented": 3}
+    by_brain = mri.Slices(images, np.zeros(8, dtype=np.int64), positions=np.arange(8))
+    assert mri.split_validation(by_brain, 0.01, brains)[1].images.ravel().tolist() == [3, 7]
+    assert mri.split_validation(by_brain, 0.99, brains)[1].images.ravel().tolist() == [1, 2, 3, 5, 6, 7]
+    # Every slice of a class in a held-out brain: nothing left to train on.
+    last_brain = mri.Slices(images[:2], np.array([1, 1]), positions=np.array([1, 3]))
+    with pytest.raises(DataError, match=r"^a validation fraction of 0\.5 holds out every slice of 2$"):
+        mri.split_validation(last_brain, 0.5, brains)
+
+
+def test_class_counts_name_every_class():
+    slices = mri.Slices(np.zeros((3, 1, 1), dtype=np.uint8), np.array([0, 2, 2]))
+    assert slices.class_counts() == {"MildDemented": 1, "ModerateDemented": 0, "NonDemented": 2, "VeryMildDemented": 0}
 
 
 def test_decompression_bomb_is_never_decoded(tmp_path):

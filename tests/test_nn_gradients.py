@@ -246,6 +246,8 @@ def test_row_and_column_reductions_match_numpy(columns, rng):
                   sum_tolerance(columns, np.abs(finite).sum(axis=1), np.float64), "row sums")
     assert_within(column_sums(finite), finite.sum(axis=0),
                   sum_tolerance(len(finite), np.abs(finite).sum(axis=0), np.float64), "column sums")
+    single = finite.astype(np.float32)   # a float32 net's sums stay float32
+    assert row_sums(single).dtype == column_sums(single).dtype == np.float32
 
 
 def test_backward_params_gives_the_gradients_of_backward(rng):
@@ -256,9 +258,13 @@ def test_backward_params_gives_the_gradients_of_backward(rng):
         return [grad.copy() for layer in model.layers for grad in layer.grads().values()]
 
     x, labels = rng.normal(size=(30, 3)), rng.integers(0, 4, 30)
-    model = Sequential([Linear(3, 5, rng=rng), Tanh(), Linear(5, 4, rng=rng)])
-    for full, params_only in zip(gradients(model, Sequential.backward), gradients(model, Sequential.backward_params)):
-        np.testing.assert_array_equal(full, params_only)
+    # First a layer that skips its input gradient, then one without parameters (the default backward_params).
+    for model in (Sequential([Linear(3, 5, rng=rng), Tanh(), Linear(5, 4, rng=rng)]),
+                  Sequential([Tanh(), Linear(3, 4, rng=rng)])):
+        full, params_only = gradients(model, Sequential.backward), gradients(model, Sequential.backward_params)
+        assert len(full) == len(params_only) > 0
+        for one, other in zip(full, params_only):
+            np.testing.assert_array_equal(one, other)
 
 
 # Outputs on both sides of 0.5 (one exactly on it), a target given flat as stages pass labels.
@@ -269,8 +275,10 @@ SINGLE_COLUMN = np.array([[0.5], [0.2], [0.9], [0.7]]), np.array([1, 0, 0, 1])
     (BinaryCrossEntropy(), *SINGLE_COLUMN, 0.75),
     (MSE(), *SINGLE_COLUMN, 0.75),
     # Two classes, one row with both outputs below 0.5: its class is still the larger one.
-    (MSE(), np.array([[0.45, 0.4], [0.2, 0.6]]), np.array([[1, 0], [1, 0]]), 0.5),
-], ids=["bce", "mse-one-column", "mse-one-hot"])
+    (MSE(), np.array([[0.45, 0.4], [0.2, 0.6], [0.1, 0.3]]), np.array([[1, 0], [1, 0], [0, 1]]), 2 / 3),
+    # Logits: 0 is the boundary, read as class 1 (probability 0.5, as BCE on probabilities reads it).
+    (BinaryCrossEntropyWithLogits(), np.array([[0.0], [-0.1], [2.0], [-3.0]]), np.array([1, 0, 0, 1]), 0.5),
+], ids=["bce", "mse-one-column", "mse-one-hot", "bce-logits"])
 def test_accuracy_reads_each_output_as_its_class(loss, pred, target, expected):
     assert loss.accuracy(pred, target) == expected
 
@@ -292,3 +300,28 @@ def test_xavier_fills_its_whole_range_and_no_more(rng):
     limit = np.sqrt(6.0 / 40)
     assert weights.shape == (30, 10)
     assert -limit <= weights.min() < -0.9 * limit and 0.9 * limit < weights.max() <= limit
+
+
+def test_defaults_and_names_of_layers_and_initialisers(rng):
+    from nnlab.nn import init
+
+    leaky = LeakyReLU()
+    assert leaky.forward(np.array([-2.0, 0.0, 3.0])).tolist() == [-0.02, 0.0, 3.0]
+    assert leaky.backward(np.ones(3)).tolist() == [0.01, 0.01, 1.0]   # at 0 the slope, as torch's leaky_relu
+    relu = ReLU()
+    relu.forward(np.array([-1.0, 0.0, 2.0]))
+    assert relu.backward(np.ones(3)).tolist() == [0.0, 0.0, 1.0]   # at 0 no gradient, as torch's relu
+    assert BinaryCrossEntropyWithLogits().probabilities(np.array([[0.0], [np.log(3.0)]])).ravel() == pytest.approx([0.5, 0.75])
+    weights = init.normal((100, 50), rng)
+    assert weights.shape == (100, 50) and abs(weights.mean()) < 0.001 and 0.0095 < weights.std() < 0.0105
+    weights = init.he((400, 50), rng)   # std sqrt(2 / fan_in)
+    assert abs(weights.mean()) < 0.005 and 0.95 < weights.std() / np.sqrt(2 / 400) < 1.05
+    assert init.get("he") is init.he and init.get("he", std=0.5) is init.he and init.get("normal") is init.normal
+    assert 0.45 < init.get("normal", std=0.5)((100, 50), rng).std() < 0.55
+    with pytest.raises(ValueError, match=r"^unknown initialiser 'glorot' \(choose from zeros, normal, xavier, he\)$"):
+        init.get("glorot")
+    narrow = Linear(2, 3, rng=rng, dtype=np.float32)
+    assert narrow.W.dtype == narrow.b.dtype == np.float32
+    # The architecture a checkpoint records (nnlab/checkpoint.py): a resumed run must be of the same net.
+    net = Sequential([Linear(2, 3, rng=rng), LeakyReLU(0.1), Linear(3, 1, rng=rng), Sigmoid()])
+    assert repr(net) == "Linear(2, 3) - LeakyReLU(0.1) - Linear(3, 1) - Sigmoid()"

@@ -118,6 +118,46 @@ def test_divergence_stops_and_reports_nulls():
     assert set(final.values()) == {None} and math.isnan(best_test_accuracy(result))
 
 
+def test_divergence_is_dated_at_the_update_that_showed_it_without_warnings():
+    import warnings
+
+    from nnlab.results import SCORE_COLUMNS
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 3)) * 10, rng.normal(size=(50, 1)) * 100
+
+    def run(eval_every, **kwargs):
+        model = Sequential([Linear(3, 8, rng=np.random.default_rng(1)), Tanh(), Linear(8, 1, rng=rng)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")   # overflow shows as a non-finite loss, never as a warning
+            return model.train(X, y, MSE(), lr=1e3, steps=500, eval_every=eval_every, **kwargs)
+
+    scored = run(1, X_test=X, y_test=y)   # the score after an update sees it
+    assert scored.diverged_at == scored.trained == len(scored.history) > 0
+    assert set(scored.history[0]) == {"step", "epoch", *SCORE_COLUMNS}
+    assert all(math.isfinite(row["test_accuracy"]) for row in scored.history)
+    unscored = run(1000)   # only the next update's loss sees it
+    assert unscored.diverged_at == unscored.trained + 1 and len(unscored.history) == 1
+    assert math.isnan(unscored.history[0]["test_loss"]) and math.isnan(unscored.history[0]["test_accuracy"])
+    model = Sequential([Linear(3, 1, rng=rng)])
+    with np.errstate(invalid="ignore"):   # the first score is taken before training's own errstate
+        at_start = model.train(np.full_like(X, np.inf), y, MSE(), lr=1.0, steps=5)
+    assert (at_start.diverged_at, at_start.trained, at_start.history) == (0, 0, [])
+
+
+def test_training_defaults_score_every_update_and_need_a_generator_for_mini_batches():
+    from nnlab.nn.sequential import steps_per_epoch
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(10, 2)), rng.normal(size=(10, 1))
+    model = Sequential([Linear(2, 1, rng=rng)])
+    assert len(model.train(X, y, MSE(), lr=0.01, steps=3).history) == 4
+    assert len(model.train(X, y, MSE(), lr=0.01, steps=1, batch_size=10).history) == 2   # all rows: full batch
+    with pytest.raises(ValueError, match="^mini-batch training needs a numpy Generator to shuffle with$"):
+        model.train(X, y, MSE(), lr=0.01, steps=1, batch_size=9)
+    assert (steps_per_epoch(10, None), steps_per_epoch(10, 3), steps_per_epoch(9, 3)) == (1, 4, 3)
+
+
 @pytest.mark.parametrize("architecture", [
     {"sizes": [2, 8, 2], "activation": "relu", "output": None, "loss": "cross_entropy"},
     {"sizes": [2, 6, 5, 1], "activation": "tanh", "output": "sigmoid", "loss": "binary_cross_entropy"},

@@ -65,6 +65,151 @@ def test_learning_rate_precedence(tmp_path):
     assert learning_rate(params, params.section("c")) == 0.01
 
 
+def test_a_models_own_seed_comes_before_the_shared_one(tmp_path):
+    from nnlab.params import seed
+
+    path = tmp_path / "params.yaml"
+    path.write_text("train: {lr: 0.01, seed: 7, device: cpu}\na: {seed: null}\nb: {seed: 0}\nc: {seed: -1}\n")
+    params = load_params(path, sections=None)
+    assert (seed(params), seed(params, params.section("a")), seed(params, params.section("b"))) == (7, 7, 0)
+    with pytest.raises(ParamError, match=r"params\.yaml: c\.seed = -1: must be >= 0$"):
+        seed(params, params.section("c"))
+
+
+def test_sgd_settings_check_each_key(tmp_path):
+    from nnlab.params import sgd_settings
+
+    path = tmp_path / "params.yaml"
+    path.write_text("train: {lr: 0.01, seed: 1, device: cpu}\n"
+                    "a: {lr: null, batch_size: 5, iterations: 3, eval_every: 1}\nb: {batch_size: full}\n"
+                    "c: {batch_size: 1, iterations: 0}\nd: {batch_size: 1, iterations: 1, eval_every: 0}\n")
+    params = load_params(path, sections=None)
+    assert sgd_settings(params, params.section("a")) == {"lr": 0.01, "batch_size": 5, "iterations": 3, "eval_every": 1}
+    for name, message in [("b", "b.batch_size = 'full': must be an integer"), ("c", "c.iterations = 0: must be >= 1"),
+                          ("d", "d.eval_every = 0: must be >= 1")]:
+        with pytest.raises(ParamError) as error:
+            sgd_settings(params, params.section(name))
+        assert str(error.value).startswith(f"{path}: {message}")
+
+
+def test_batch_size_full_or_null_is_the_whole_set_and_never_more_than_it():
+    cfg = section(a="full", b=None, c=8, d=9, e=[8, 9, 10])
+    assert (cfg.batch_size("a", 8), cfg.batch_size("b", 8), cfg.batch_size("c", 8)) == (None, None, 8)
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.d = 9: larger than the 8 training samples$"):
+        cfg.batch_size("d", 8)
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.b = None: must be an integer"):
+        cfg.batch_size("b", 8, allow_full=False)
+    assert cfg.batch_sizes("e", 10) == [8, 9, 10]
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.e = \[8, 9, 10\]: 9 is larger than the 8 training "
+                                         r"samples$"):
+        cfg.batch_sizes("e", 8)
+
+
+def test_optional_and_boolean_getters():
+    cfg = section(on=True, off=False, word="yes", n=3, text="x", empty="", none=None, rate=-0.5)
+    assert (cfg.bool("on"), cfg.bool("off"), cfg.bool("gone", default=True)) == (True, False, True)
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.word = 'yes': must be true or false$"):
+        cfg.bool("word")
+    assert (cfg.optional_int("n", min=1), cfg.optional_int("none"), cfg.optional_int("gone")) == (3, None, None)
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.n = 3: must be >= 4$"):
+        cfg.optional_int("n", min=4)
+    assert (cfg.optional_str("text", choices=["x"]), cfg.optional_str("none"), cfg.optional_str("gone")) == \
+        ("x", None, None)
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.empty = '': must be a non-empty string$"):
+        cfg.optional_str("empty")
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.text = 'x': must be one of y, z$"):
+        cfg.optional_str("text", choices=["y", "z"])
+    assert cfg.optional_float("none", positive=True) is None
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.rate = -0\.5: must be > 0$"):
+        cfg.optional_float("rate", positive=True)
+    cfg.check_all_used()
+
+
+def test_number_lists_and_matrices_name_the_entry_at_fault():
+    cfg = section(one=2.5, half=0.5, text="1,2", word=[1, "x"], flag=[True], zero=[1, 0], inf=[1, float("inf")],
+                  none=[], ragged=[[1, 2], [3]], cell=[[1, "x"], [0, 1]], cov=[[4, 0], [0, 0.25]])
+    assert cfg.float_list("one") == [2.5] and cfg.float_list("zero") == [1.0, 0.0]
+    assert cfg.float_list("one", positive=True) == [2.5] and cfg.float_list("half", positive=True) == [0.5]
+    assert cfg.float_matrix("cov", 2, 2) == [[4.0, 0.0], [0.0, 0.25]]
+    for key, positive, why in [("text", False, "'1,2' is not a number"), ("word", False, "'x' is not a number"),
+                               ("flag", False, "True is not a number"),
+                               ("zero", True, "every entry must be a finite number > 0"),
+                               ("inf", False, "every entry must be a finite number"),
+                               ("none", False, "must hold at least one number")]:
+        with pytest.raises(ParamError) as error:
+            cfg.float_list(key, positive=positive)
+        assert str(error.value) == f"params.yaml: model.{key} = {cfg.as_dict()[key]!r}: {why}"
+    for key, why in [("ragged", "must be a 2x2 list of lists"), ("cell", "every entry must be a finite number")]:
+        with pytest.raises(ParamError) as error:
+            cfg.float_matrix(key, 2, 2)
+        assert str(error.value) == f"params.yaml: model.{key} = {cfg.as_dict()[key]!r}: {why}"
+
+
+def test_an_integer_may_be_written_as_a_whole_float_and_nothing_else():
+    cfg = section(whole=3.0, half=2.5, flag=True, text="3")
+    assert cfg.int("whole") == 3 and type(cfg.int("whole")) is int and cfg.int("gone", default=7) == 7
+    for key, value in [("half", 2.5), ("flag", True), ("text", "3")]:
+        with pytest.raises(ParamError) as error:
+            cfg.int(key)
+        assert str(error.value) == f"params.yaml: model.{key} = {value!r}: must be an integer"
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.gone is missing$"):
+        cfg.int("gone")
+
+
+def test_a_number_and_its_range_are_refused_in_words(tmp_path):
+    cfg = section(lr=0.5, word="fast", inf=float("inf"), zero=0, low=1, high=5)
+    assert cfg.float("lr") == 0.5 and cfg.float("zero") == 0.0 and cfg.float("gone", default=0.25) == 0.25
+    assert (cfg.int("low", min=1, max=1), cfg.float("high", min=5, max=5)) == (1, 5.0)
+    for key, call, why in [("word", lambda: cfg.float("word"), "must be a number"),
+                           ("inf", lambda: cfg.float("inf"), "must be finite"),
+                           ("zero", lambda: cfg.float("zero", positive=True), "must be > 0"),
+                           ("low", lambda: cfg.float("low", min=2), "must be >= 2"),
+                           ("high", lambda: cfg.float("high", max=4), "must be <= 4"),
+                           ("high", lambda: cfg.int("high", max=4), "must be <= 4")]:
+        with pytest.raises(ParamError) as error:
+            call()
+        assert str(error.value).startswith(f"params.yaml: model.{key} = ") and str(error.value).endswith(f": {why}")
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.gone is missing$"):
+        cfg.float("gone")
+    path = tmp_path / "params.yaml"
+    path.write_text("train: {lr: 0.01, seed: 1, device: cpu}\n")
+    assert train_settings(load_params(path, sections=None)).threads == 1
+
+
+def test_a_string_is_non_empty_and_the_train_seed_fits_32_bits(tmp_path):
+    cfg = section(name="mlp", empty="", number=3)
+    assert cfg.str("name") == "mlp" and cfg.str("gone", default="x") == "x"
+    for key, value in [("empty", ""), ("number", 3)]:
+        with pytest.raises(ParamError) as error:
+            cfg.str(key)
+        assert str(error.value) == f"params.yaml: model.{key} = {value!r}: must be a non-empty string"
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.gone is missing$"):
+        cfg.str("gone")
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.name = 'mlp': must be a mapping of parameters$"):
+        cfg.section("name")
+    for train, message in [("lr: 0.01, seed: 4294967295", None),
+                           ("lr: 0.01, seed: 4294967296", "train.seed = 4294967296: must be <= 4294967295"),
+                           ("lr: 0, seed: 1", "train.lr = 0.0: must be > 0")]:
+        path = tmp_path / "params.yaml"
+        path.write_text(f"train: {{{train}, device: cpu}}\n")
+        if message is None:
+            assert train_settings(load_params(path, sections=None)).seed == 2**32 - 1
+            continue
+        with pytest.raises(ParamError) as error:
+            train_settings(load_params(path, sections=None))
+        assert str(error.value) == f"{path}: {message}"
+
+
+def test_a_section_lists_copies_and_refuses_its_values_as_read():
+    cfg = section(units=[8, 4], name="mlp")
+    assert cfg.keys() == ["units", "name"]
+    copy = cfg.as_dict()
+    copy["units"].append(2)
+    assert copy == {"units": [8, 4, 2], "name": "mlp"} and cfg.as_dict() == {"units": [8, 4], "name": "mlp"}
+    assert str(cfg.refuse("units", "too wide")) == "params.yaml: model.units = [8, 4]: too wide"
+    assert str(cfg.refuse("gone", "needed")) == "params.yaml: model.gone = None: needed"
+
+
 def test_unreadable_params_file(tmp_path):
     with pytest.raises(ParamError, match="file not found"):
         load_params(tmp_path / "missing.yaml")
@@ -119,6 +264,18 @@ def test_threads_auto_is_every_usable_core_and_a_count_is_kept(tmp_path):
     assert train_settings(load_params(write_params(tmp_path, **{"train.threads": "auto"}))).threads == \
         len(os.sched_getaffinity(0))
     assert train_settings(load_params(write_params(tmp_path, **{"train.threads": 3}))).threads == 3
+
+
+def test_usable_cores_are_the_affinity_mask_else_the_cpu_count(monkeypatch):
+    from nnlab import params
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5}, raising=False)
+    assert params.usable_cores() == 1
+    monkeypatch.delattr(os, "sched_getaffinity")   # macOS
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert params.usable_cores() == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: None)   # undeterminable
+    assert params.usable_cores() == 1
 
 
 def test_known_sections_are_those_dvc_yaml_reads():

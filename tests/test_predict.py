@@ -144,3 +144,123 @@ def test_readme_shows_what_predict_answers_with_the_default_models():
         prediction = {"input": text, "label": label, key: scores, "model": model, "trained_on": source,
                       "synthetic": source == "synthetic"}
         assert line(dataset, prediction) == shown
+
+
+# -- in process (`make mutate` runs these against predict's mutants; the tests above run it in subprocesses) --
+def test_the_stage_of_a_model_is_its_folder_name_or_its_mri_model_entry():
+    from nnlab.predict import stage_of
+
+    assert stage_of("mri_cnn_improved") == "mri_model@cnn_improved"
+    assert stage_of("imdb_mri_like") == "imdb_mri_like" and stage_of("mnist_torch") == "mnist_torch"
+
+
+def test_answers_label_each_input_with_the_class_of_its_largest_value_and_its_provenance():
+    import numpy as np
+
+    from nnlab.predict import answers, provenance
+
+    about = provenance("mnist_linear", {"source": "idx"})
+    assert about == {"model": "mnist_linear", "trained_on": "idx", "synthetic": False}
+    assert provenance("mri_cnn1", {"source": "synthetic"})["synthetic"] is True
+    values = np.array([[0.25, -1.0, 0.75], [2.0, 0.5, 1.0]])
+    assert answers(["a.png", "b.png"], values, ["x", "y", "z"], "scores", about) == [
+        {"input": "a.png", "label": "z", "scores": {"x": 0.25, "y": -1.0, "z": 0.75}, **about},
+        {"input": "b.png", "label": "x", "scores": {"x": 2.0, "y": 0.5, "z": 1.0}, **about}]
+
+
+def prediction(text: str, *, synthetic: bool, key: str = "probabilities") -> dict:
+    return {"input": text, "label": "positive", key: {"negative": 0.125, "positive": 0.875}, "model": "imdb_logreg",
+            "trained_on": "synthetic" if synthetic else "aclimdb", "synthetic": synthetic}
+
+
+def test_a_line_cuts_a_long_review_never_a_file_name_and_flags_synthetic_data():
+    from nnlab.predict import line
+
+    assert line("imdb", prediction("x" * 60, synthetic=True)) == (
+        f"positive\tprobabilities: negative 0.1250, positive 0.8750\t{'x' * 60}\t"
+        "[imdb_logreg, trained on SYNTHETIC IMDB reviews, not a real-data answer]")
+    assert line("imdb", prediction("y" * 61, synthetic=False)).split("\t")[2:] == [
+        "y" * 57 + "...", "[imdb_logreg, trained on real IMDB reviews (aclimdb)]"]
+    name = "d" * 70 + ".png"
+    assert line("mnist", prediction(name, synthetic=False, key="scores")).split("\t")[1:3] == [
+        "scores: negative 0.1250, positive 0.8750", name]
+
+
+def write_model(models, name: str, kind: str, **spec) -> None:
+    (models / name).mkdir(parents=True)
+    (models / name / "spec.json").write_text(json.dumps({"kind": kind, "source": "synthetic", **spec}))
+
+
+def test_models_present_are_the_folders_of_the_datasets_kinds(tmp_path):
+    from nnlab.models import linear, mri_nets
+    from nnlab.predict import models_present
+
+    write_model(tmp_path, "mri_b", mri_nets.KIND)
+    write_model(tmp_path, "mri_a", mri_nets.KIND)
+    write_model(tmp_path, "mnist_torch", linear.KINDS["torch"])
+    (tmp_path / "mri_0_broken").mkdir()   # first in the listing: the folders after it are still found
+    (tmp_path / "mri_0_broken" / "spec.json").write_text("{")
+    assert models_present(tmp_path, "mri") == ["mri_a", "mri_b"]
+    assert models_present(tmp_path, "mnist") == ["mnist_torch"]
+    assert models_present(tmp_path, "imdb") == []
+
+
+def test_the_imdb_network_loads_from_its_folder_alone(monkeypatch):
+    from nnlab.models import sentiment
+    from nnlab.predict import kinds
+
+    monkeypatch.setattr(sentiment, "load_model", lambda directory: ("net", directory))
+    assert kinds("imdb")[sentiment.KIND]("models/imdb_train", "imdb_train") == ("net", "models/imdb_train")
+
+
+def test_load_refuses_a_foreign_missing_or_diverged_model_saying_what_to_run(tmp_path, monkeypatch):
+    from nnlab import predict
+    from nnlab.errors import DataError
+    from nnlab.models import mri_nets
+
+    with pytest.raises(DataError) as error:
+        predict.load("mri", tmp_path, None)
+    assert str(error.value) == (f"{tmp_path}/mri_cnn_improved: missing (run `dvc repro mri_model@cnn_improved` to "
+                                f"make it); the mri models in {tmp_path}/: none (run `dvc repro` to train them)")
+    write_model(tmp_path, "mri_cnn1", mri_nets.KIND, run={"diverged": True, "diverged_at": 7, "unit": "epoch"})
+    write_model(tmp_path, "mri_cnn2", mri_nets.KIND)
+    with pytest.raises(DataError) as error:
+        predict.load("mri", tmp_path, "cnn1")
+    assert str(error.value) == (f"--model cnn1: models are named as their folders under {tmp_path}/ (mri_<name>); "
+                                f"the mri models in {tmp_path}/: mri_cnn1, mri_cnn2")
+    with pytest.raises(DataError) as error:
+        predict.load("mri", tmp_path, "mri_cnn1")
+    assert str(error.value) == (f"{tmp_path}/mri_cnn1: this model diverged in training (epoch 7), so it predicts "
+                                "nothing; stage mri_model@cnn1 retrains it (lower its learning rate in params.yaml, "
+                                "then `dvc repro mri_model@cnn1`)")
+    write_model(tmp_path, "mri_simple_nn1", mri_nets.KIND, run={"diverged": False})
+    loaded = []
+    monkeypatch.setattr(predict, "kinds", lambda dataset: {
+        mri_nets.KIND: lambda directory, stage: loaded.append((directory, stage)) or ("net", {"spec": dataset})})
+    assert predict.load("mri", tmp_path, "mri_simple_nn1") == ("net", {"spec": "mri"}, "mri_simple_nn1")
+    assert loaded == [(tmp_path / "mri_simple_nn1", "mri_model@simple_nn1")]
+
+
+def test_a_digit_is_a_grey_image_of_the_models_side(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from nnlab.errors import DataError
+    from nnlab.predict import read_digit
+
+    pixels = np.arange(16, dtype=np.uint8).reshape(4, 4) * 17
+    for mode in ("L", "P", "LA"):   # grey, palette, grey with alpha
+        Image.fromarray(pixels).convert(mode).save(tmp_path / f"{mode}.png")
+        assert (read_digit(tmp_path / f"{mode}.png", 4) == pixels).all()
+    Image.fromarray(pixels).convert("1").save(tmp_path / "1.png")   # black and white
+    assert set(np.unique(read_digit(tmp_path / "1.png", 4))) == {0, 255}
+    Image.fromarray(pixels).convert("RGB").save(tmp_path / "colour.png")
+    with pytest.raises(DataError, match=r"colour\.png: a RGB image; a digit is greyscale \(mode L\), white on black$"):
+        read_digit(tmp_path / "colour.png", 4)
+    Image.fromarray(pixels[:3]).save(tmp_path / "wide.png")
+    with pytest.raises(DataError, match=r"wide\.png: image is 4x3, expected 5x5: the models are trained on MNIST's "
+                                        r"5x5 grey digits, white on black, centred$"):
+        read_digit(tmp_path / "wide.png", 5)
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(DataError, match=r"text\.png: unreadable image"):
+        read_digit(tmp_path / "text.png", 4)

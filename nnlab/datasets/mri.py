@@ -76,6 +76,7 @@ def _file_order(path: Path) -> list:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name)]
 
 
+# pragma: no mutate start (beyond `make mutate`, which covers the validation split: CONTRIBUTING.md)
 def _image_files(split_dir: Path) -> tuple[list[tuple[Path, int, int]], list[str]]:
     """``(file, label, place in its class's file order)`` of every image, and the class folders that hold
     none. Nothing outside the dataset's folder is read: a symlink that leads out of it is refused, as the
@@ -184,6 +185,7 @@ def load_folder(root: str | Path, split: str, *, height: int = KAGGLE_HEIGHT, wi
                   positions[:kept])
 
 
+# pragma: no mutate end
 def split_validation(slices: Slices, fraction: float, brains: dict[str, int] | None = None) -> tuple[Slices, Slices]:
     """``(train, validation)``, held out of each class's slices in one of two ways.
 
@@ -220,6 +222,7 @@ def split_validation(slices: Slices, fraction: float, brains: dict[str, int] | N
             Slices(slices.images[held_out], slices.labels[held_out]))
 
 
+# pragma: no mutate start (as above)
 def read_info(directory: str | Path) -> dict:
     """The ``info.json`` a data stage leaves beside its arrays (source, class names, ...)."""
     import json
@@ -311,3 +314,4 @@ def normalized_datasets(directory: str | Path):
     arrays = open_arrays(directory, tuple(f"{split}_{part}" for split in SPLITS for part in "xy"))
     return ({split: ArrayDataset(arrays[f"{split}_x"], arrays[f"{split}_y"]) for split in SPLITS},
             read_info(directory))
+# pragma: no mutate end
