@@ -119,12 +119,22 @@ def run_stage(stage: str, params: dict, cwd: Path, *, args: list[str] = (), **op
     )
 
 
+#: ``peak_mib()``, the peak resident memory of this process in MiB, as source to put in a child's code.
+#: Not ``getrusage``'s ``ru_maxrss``: Linux carries it across ``exec`` from the process that
+#: spawned the child (with vfork, the parent itself), so a child of a pytest worker that has grown
+#: to 850 MiB reports at least that. ``VmHWM`` is the peak of the child's own memory.
+PEAK_MIB = ("def peak_mib():\n"
+            "    for line in open('/proc/self/status'):\n"
+            "        if line.startswith('VmHWM:'):\n"
+            "            return int(line.split()[1]) / 1024\n")
+
+
 def peak_memory_mib(call: str) -> tuple[str, float]:
     """Evaluate ``call`` (Python, with ``nnlab`` importable) in a fresh interpreter, so that its peak
     memory is that call's alone: the one-line NnlabError it raised ("" if none) and the peak in MiB."""
-    code = ("import resource, sys\nfrom nnlab.errors import NnlabError\ntry:\n"
+    code = (f"import sys\n{PEAK_MIB}from nnlab.errors import NnlabError\ntry:\n"
             f"    {call}\nexcept NnlabError as exc:\n    print(exc)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)")
+            "print(peak_mib(), file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], env={**venv_env(), "PYTHONPATH": str(ROOT)},
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

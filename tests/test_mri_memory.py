@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, venv_env
+from conftest import PEAK_MIB, ROOT, venv_env
 from nnlab.checkpoint import data_digest
 from nnlab.datasets import mri
 from nnlab.errors import DataError
@@ -25,17 +25,14 @@ BATCH = 50
 # The stage's path through the library (glibc's freed blocks returned, as the stages have it): the data digest of each run's checkpoint, the validation
 # run, the refit, the checkpoints and the scoring of train and test. The baseline is the peak after a
 # first run on 100 slices, so that torch's own start-up and the model's size are not counted.
-PROBE = """
-import json, resource, sys
+PROBE = PEAK_MIB + """
+import json, sys
 from nnlab import memory
 from nnlab.checkpoint import Checkpoint
 from nnlab.datasets import mri
 from nnlab.models import mri_nets
 from nnlab.torch_train import ArrayDataset, run_metrics
 import torch
-
-def peak_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 memory.return_freed_blocks()   # as the stages do
 splits, info = mri.normalized_datasets(sys.argv[1])
