@@ -68,15 +68,14 @@ def stage_of(name: str) -> str:
 
 def models_present(models: Path, dataset: str) -> list[str]:
     """The folders under ``models`` that hold a model for ``dataset``."""
-    wanted = kinds(dataset)
+    wanted = tuple(kinds(dataset))
     present = []
-    for spec_path in sorted(models.glob(f"*/{artifacts.SPEC}")):
+    for folder in sorted(spec_path.parent for spec_path in models.glob(f"*/{artifacts.SPEC}")):
         try:
-            kind = json.loads(spec_path.read_text(encoding="utf-8")).get("kind")
-        except (OSError, ValueError):
+            artifacts.read_spec(folder, wanted, stage_of(folder.name))
+        except DataError:   # unreadable, or a model of another dataset
             continue
-        if kind in wanted:
-            present.append(spec_path.parent.name)
+        present.append(folder.name)
     return present
 
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from nnlab.datasets.mri import row_indices
 from nnlab.results import TrainResult, classifier_scores, diverged_scores, macro_f1, model_evaluation
 
 CLASS_WEIGHTS = ("none", "balanced")
@@ -81,9 +82,7 @@ class StackedRows:
         return self.shape[0]
 
     def __getitem__(self, key) -> np.ndarray:
-        rows = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key, dtype=np.int64)
-        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
-            raise IndexError(f"rows outside 0..{len(self) - 1}")
+        rows = row_indices(key, len(self), "stacked rows")
         out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
         for part, start, end in zip(self.parts, self.starts, self.starts[1:]):
             inside = (rows >= start) & (rows < end)

@@ -234,6 +234,14 @@ def read_info(directory: str | Path) -> dict:
         raise DataError(f"{path}: cannot read ({exc}); run the MRI data stages first") from None
 
 
+def row_indices(key, length: int, what: str) -> np.ndarray:
+    """The rows a slice or a sequence of row numbers picks out of ``length`` rows (of ``what``)."""
+    rows = np.arange(length)[key] if isinstance(key, slice) else np.asarray(key, dtype=np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= length):
+        raise IndexError(f"{what}: rows outside 0..{length - 1}")
+    return rows
+
+
 class NpyRows:
     """The rows of a ``.npy`` file, read on demand with ordinary file reads.
 
@@ -271,14 +279,9 @@ class NpyRows:
         return np.asarray(self[:], dtype=dtype)
 
     def __getitem__(self, key) -> np.ndarray:
-        if isinstance(key, slice):
-            rows = np.arange(len(self))[key]
-        elif np.ndim(key) == 0:
+        if not isinstance(key, slice) and np.ndim(key) == 0:
             return self[[key]][0]
-        else:
-            rows = np.asarray(key, dtype=np.int64)
-        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
-            raise IndexError(f"{self.path}: rows outside 0..{len(self) - 1}")
+        rows = row_indices(key, len(self), str(self.path))
         out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
         if not len(rows):
             return out
