@@ -44,7 +44,7 @@ SECTIONS = frozenset({
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
-def load_params(path: str | Path = "params.yaml", *, sections: frozenset[str] | None = SECTIONS) -> "Section":
+def load_params(path: str | Path, *, sections: frozenset[str] | None = SECTIONS) -> "Section":
     """Read a params file and return its root as a :class:`Section`.
 
     Every stage refuses a top-level section outside ``sections`` (None: no check) and
@@ -84,10 +84,6 @@ class Section:
         self._used: set[str] = set()
 
     # -- navigation ---------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self._prefix
-
     def key_path(self, key: str) -> str:
         return f"{self._prefix}.{key}" if self._prefix else key
 

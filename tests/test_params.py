@@ -210,13 +210,30 @@ def test_a_section_lists_copies_and_refuses_its_values_as_read():
     assert str(cfg.refuse("gone", "needed")) == "params.yaml: model.gone = None: needed"
 
 
-def test_unreadable_params_file(tmp_path):
-    with pytest.raises(ParamError, match="file not found"):
-        load_params(tmp_path / "missing.yaml")
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("train: [unclosed\n")
-    with pytest.raises(ParamError, match="not valid YAML"):
-        load_params(bad)
+def test_an_unreadable_or_malformed_params_file_is_one_line_naming_it(tmp_path):
+    """Each way a params file can fail to load, word for word: the file, what is wrong and, for
+    YAML that names a place, the line (1-based, as an editor numbers it)."""
+    def refusal(name: str, content: bytes | None = None) -> str:
+        path = tmp_path / name
+        if content is not None:
+            path.write_bytes(content)
+        with pytest.raises(ParamError) as caught:
+            load_params(path)
+        return str(caught.value).replace(str(path), "<file>")
+
+    assert refusal("missing.yaml") == "<file>: file not found"
+    (tmp_path / "folder.yaml").mkdir()
+    assert refusal("folder.yaml").startswith("<file>: cannot read: [Errno 21] Is a directory")
+    assert refusal("latin1.yaml", "train:\n  device: cpu # \u00e9\n".encode("latin-1")).startswith(
+        "<file>: cannot read: 'utf-8' codec can't decode byte 0xe9")
+    assert refusal("flow.yaml", b"train:\n  lr: 0.1\n  seed: [1, 2\n") == "<file>: not valid YAML (line 4)"
+    assert refusal("mapping.yaml", b"train:\n  lr: 0.1\nmodel: a: b\n") == "<file>: not valid YAML (line 3)"
+    # A character YAML refuses has a position but no line: the message says no line rather than a wrong one.
+    assert refusal("bell.yaml", b"train:\n  lr: 0.1\nmodel: \x07\n") == "<file>: not valid YAML"
+    assert refusal("list.yaml", b"- train\n- model\n") == "<file>: expected a mapping of sections at the top level"
+    assert refusal("unknown.yaml", b"trian: {}\n") == \
+        f"<file>: unknown section trian (sections: {', '.join(sorted(SECTIONS))})"
+    assert load_params(tmp_path / "unknown.yaml", sections=None).section("trian").keys() == []
 
 
 def test_matrix_shape_is_checked():
