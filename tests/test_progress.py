@@ -2,8 +2,14 @@
 time and an estimate of what remains; fast loops throttled; runs inside a study silent."""
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
+import pytest
+
+from conftest import ROOT, venv_env
 from nnlab import cli
 from nnlab.cli import Progress
 
@@ -41,3 +47,17 @@ def test_no_desc_is_silent(capsys):
         progress.update()
         progress.report("step 1", loss=1.0)
     assert capsys.readouterr().out == ""
+
+
+def test_a_stage_logs_its_own_peak_memory_not_that_of_the_process_that_started_it(tmp_path):
+    """A stage run by a large process (DVC, a test worker) reports its own peak: ``ru_maxrss``, which
+    Linux carries across ``exec``, would report the 400 MiB its parent held before starting it."""
+    child = "from nnlab import cli\ncli.record_run(0.5)\n"
+    parent = ("import subprocess, sys\nheld = bytearray(400 * 1024 * 1024)\nheld[::4096] = b'x' * len(held[::4096])\n"
+              f"sys.exit(subprocess.run([sys.executable, '-c', {child!r}]).returncode)\n")
+    result = subprocess.run([sys.executable, "-c", parent], cwd=tmp_path, env={**venv_env(), "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    peak = float(re.fullmatch(r"-c: 0\.5 s, peak memory (\d+) MiB\n", result.stdout).group(1))
+    logged = json.loads((tmp_path / "logs" / "stage_runs.jsonl").read_text())
+    assert logged["peak_rss_mib"] == pytest.approx(peak, abs=1) and 5 < peak < 200, logged
