@@ -330,9 +330,8 @@ def learning_rate(params: Section, model: Section) -> float:
     This precedence is what lets ``dvc exp run -S train.lr=0.1`` move every
     model that has not pinned its own rate.
     """
-    if model.optional_float("lr", positive=True) is not None:
-        return model.float("lr", positive=True)
-    return train_settings(params).lr
+    own = model.optional_float("lr", positive=True)
+    return own if own is not None else train_settings(params).lr
 
 
 def seed(params: Section, model: Section | None = None) -> int:

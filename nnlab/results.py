@@ -85,7 +85,7 @@ def per_class_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     confusion = np.bincount(y_true * n_classes + y_pred, minlength=n_classes ** 2).reshape(n_classes, n_classes)
     hits, actual, predicted = np.diag(confusion), confusion.sum(axis=1), confusion.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(invalid="ignore"):   # hits <= actual, predicted: a zero count only ever gives 0 / 0
         recall = np.where(actual > 0, hits / actual, 0.0)
         f1 = np.where(actual + predicted > 0, 2 * hits / (actual + predicted), 0.0)   # 2PR/(P+R) in counts
     return f1, recall

@@ -277,7 +277,9 @@ SINGLE_COLUMN = np.array([[0.5], [0.2], [0.9], [0.7]]), np.array([1, 0, 0, 1])
     # Two classes, one row with both outputs below 0.5: its class is still the larger one.
     (MSE(), np.array([[0.45, 0.4], [0.2, 0.6], [0.1, 0.3]]), np.array([[1, 0], [1, 0], [0, 1]]), 2 / 3),
     # Logits: 0 is the boundary, read as class 1 (probability 0.5, as BCE on probabilities reads it).
-    (BinaryCrossEntropyWithLogits(), np.array([[0.0], [-0.1], [2.0], [-3.0]]), np.array([1, 0, 0, 1]), 0.5),
+    # Not 0.5 correct: that is also what a negated comparison, or a flat target broadcast against the
+    # column, would score.
+    (BinaryCrossEntropyWithLogits(), np.array([[0.0], [-0.1], [2.0], [-3.0]]), np.array([1, 0, 1, 1]), 0.75),
 ], ids=["bce", "mse-one-column", "mse-one-hot", "bce-logits"])
 def test_accuracy_reads_each_output_as_its_class(loss, pred, target, expected):
     assert loss.accuracy(pred, target) == expected

@@ -93,7 +93,7 @@ def test_sgd_settings_check_each_key(tmp_path):
 
 
 def test_batch_size_full_or_null_is_the_whole_set_and_never_more_than_it():
-    cfg = section(a="full", b=None, c=8, d=9, e=[8, 9, 10])
+    cfg = section(a="full", b=None, c=8, d=9, e=[8, 9, 10], f=[1, 0])
     assert (cfg.batch_size("a", 8), cfg.batch_size("b", 8), cfg.batch_size("c", 8)) == (None, None, 8)
     with pytest.raises(ParamError, match=r"^params\.yaml: model\.d = 9: larger than the 8 training samples$"):
         cfg.batch_size("d", 8)
@@ -103,6 +103,9 @@ def test_batch_size_full_or_null_is_the_whole_set_and_never_more_than_it():
     with pytest.raises(ParamError, match=r"^params\.yaml: model\.e = \[8, 9, 10\]: 9 is larger than the 8 training "
                                          r"samples$"):
         cfg.batch_sizes("e", 8)
+    assert section(sgd=[1, 2]).batch_sizes("sgd", 10) == [1, 2]   # 1: stochastic gradient descent
+    with pytest.raises(ParamError, match=r"^params\.yaml: model\.f = \[1, 0\]: every entry must be >= 1$"):
+        cfg.batch_sizes("f", 10)
 
 
 def test_optional_and_boolean_getters():
@@ -157,10 +160,12 @@ def test_an_integer_may_be_written_as_a_whole_float_and_nothing_else():
 
 
 def test_a_number_and_its_range_are_refused_in_words(tmp_path):
-    cfg = section(lr=0.5, word="fast", inf=float("inf"), zero=0, low=1, high=5)
+    cfg = section(lr=0.5, word="fast", pair=[1, 2], flag=True, inf=float("inf"), zero=0, low=1, high=5)
     assert cfg.float("lr") == 0.5 and cfg.float("zero") == 0.0 and cfg.float("gone", default=0.25) == 0.25
     assert (cfg.int("low", min=1, max=1), cfg.float("high", min=5, max=5)) == (1, 5.0)
     for key, call, why in [("word", lambda: cfg.float("word"), "must be a number"),
+                           ("pair", lambda: cfg.float("pair"), "must be a number"),
+                           ("flag", lambda: cfg.float("flag"), "must be a number"),
                            ("inf", lambda: cfg.float("inf"), "must be finite"),
                            ("zero", lambda: cfg.float("zero", positive=True), "must be > 0"),
                            ("low", lambda: cfg.float("low", min=2), "must be >= 2"),

@@ -104,11 +104,11 @@ class Sequential:
             return finite
 
         progress = Progress(steps, desc or "train", line_every_s=FAST_LOOP_LINE_EVERY_S)
-        diverged_at = None if record(0) else 0
         batches = _batches(X, y, batch_size, rng)
         step = 0
         # Overflow is how a too-large lr shows; it is caught below as a non-finite loss, not warned about.
         with progress, np.errstate(over="ignore", invalid="ignore"):
+            diverged_at = None if record(0) else 0
             while diverged_at is None and step < steps:
                 X_batch, y_batch = next(batches)
                 batch_loss = loss.forward(self.forward(X_batch), y_batch)
