@@ -63,6 +63,11 @@ def test_learning_rate_precedence(tmp_path):
     assert learning_rate(params, params.section("a")) == 0.01
     assert learning_rate(params, params.section("b")) == 0.5
     assert learning_rate(params, params.section("c")) == 0.01
+    for bad in (0, -0.5):   # a model's own rate is checked as the shared one is
+        path.write_text(f"train: {{lr: 0.01, seed: 1, device: cpu}}\nd: {{lr: {bad}}}\n")
+        params = load_params(path, sections=None)
+        with pytest.raises(ParamError, match=rf"^{re.escape(str(path))}: d\.lr = {float(bad)}: must be > 0$"):
+            learning_rate(params, params.section("d"))
 
 
 def test_a_models_own_seed_comes_before_the_shared_one(tmp_path):
