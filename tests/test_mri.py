@@ -367,6 +367,19 @@ def test_augmentation_shifts_and_relights_each_image_reproducibly():
     gain_and_offset = [sorted(set(image.flatten().tolist())) for image in relit]
     assert all(len(values) == 2 for values in gain_and_offset)   # one gain and one offset per image
     assert gain_and_offset[0] != gain_and_offset[1]
+    # Both at once: the rolled batch relit as the formula says, the caller's batch untouched.
+    noise = torch.randn(4, 3, 9, 7, generator=torch.Generator().manual_seed(1))
+    kept = noise.clone()
+    both = augment(noise, torch.Generator().manual_seed(2), shift_pixels=2, intensity_jitter=0.5)
+    draws = torch.Generator().manual_seed(2)
+    shifts = torch.randint(-2, 3, (4, 2), generator=draws).tolist()
+    gain, offset = (0.5 * torch.randn(4, 1, 1, 1, generator=draws) for _ in range(2))
+    rolled = torch.stack([torch.roll(image, shift, dims=(1, 2)) for image, shift in zip(noise, shifts)])
+    assert torch.equal(both, rolled * (1 + gain) + offset) and torch.equal(noise, kept)
+    relit = augment(noise, torch.Generator().manual_seed(3), shift_pixels=0, intensity_jitter=0.5)
+    draws = torch.Generator().manual_seed(3)
+    gain, offset = (0.5 * torch.randn(4, 1, 1, 1, generator=draws) for _ in range(2))
+    assert torch.equal(relit, noise * (1 + gain) + offset) and torch.equal(noise, kept)
 
 
 def test_recipe_with_validation_learns_and_is_deterministic():
