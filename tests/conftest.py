@@ -146,6 +146,10 @@ def peak_memory_mib(call: str) -> tuple[str, float]:
 LONGEST_FIRST = ("test_experiments.py", "test_faults.py", "test_documented_commands.py")
 
 
+#: How much lower than the baseline's build the workers run (tests/conftest.py's build-first order).
+BUILD_FIRST_NICENESS = 10
+
+
 def uses_baseline(item) -> bool:
     return "baseline" in getattr(item, "fixturenames", ())
 
@@ -177,10 +181,18 @@ def pytest_collection_modifyitems(session, config, items):
         with open(shared / "nnlab-baseline.started", "x"):
             pass
     except FileExistsError:
-        return
-    log = open(shared / "nnlab-baseline.log", "w")
-    builder = subprocess.Popen([sys.executable, str(ROOT / "tests" / "pipeline_repo.py"), str(shared)],
-                               cwd=ROOT, env=venv_env(), stdout=log, stderr=subprocess.STDOUT)
-    # Waited for, not killed, at the end: the other worker may still be about to use it. Ctrl-C
-    # reaches it with the rest of the terminal's process group.
-    config.add_cleanup(builder.wait)
+        pass
+    else:
+        log = open(shared / "nnlab-baseline.log", "w")
+        # PYTHONPATH: this file imports nnlab, which pytest.ini's pythonpath gives the tests; the stages
+        # the builder's DVC runs still get venv_env's empty one, and import each clone's own code.
+        builder = subprocess.Popen([sys.executable, str(ROOT / "tests" / "pipeline_repo.py"), str(shared)],
+                                   cwd=ROOT, env={**venv_env(), "PYTHONPATH": str(ROOT)}, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        # Waited for, not killed, at the end: the other worker may still be about to use it. Ctrl-C
+        # reaches it with the rest of the terminal's process group.
+        config.add_cleanup(builder.wait)
+    # The build, not the unit tests, is what the session waits for: every worker yields the cores
+    # to it (the builder, started above, keeps its priority), then keeps the lower one to the end,
+    # as do the processes it starts, so the workers stay even with each other.
+    os.nice(BUILD_FIRST_NICENESS)

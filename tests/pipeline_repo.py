@@ -220,12 +220,15 @@ def shared_directory(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-def ensure_baseline(shared: Path) -> Path:
-    """Build the baseline in ``shared`` unless a process before this one did; waits for one building it."""
+def ensure_baseline(shared: Path, *, background_log: Path | None = None) -> Path:
+    """Build the baseline in ``shared`` unless a process before this one did; waits for one building it.
+    A build the background builder tried and failed (what it wrote to ``background_log``) is an error."""
     root = shared / "nnlab-baseline"
     with open(shared / "nnlab-baseline.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (root / "complete").exists():
+            failed = background_log.read_text() if background_log and background_log.exists() else ""
+            assert not failed.strip(), f"the background build of the baseline failed ({background_log}):\n{failed}"
             shutil.rmtree(root, ignore_errors=True)
             build_baseline(root / "repo")
             (root / "complete").touch()
@@ -240,9 +243,10 @@ def baseline(tmp_path_factory) -> Baseline:
     get here (or the background build that conftest.py starts) builds the
     repository in the directory the workers share; the others wait for it and
     reuse it. Tests only read it and ``git clone`` it. A failed background
-    build is redone here, so that its error is reported by the test.
+    build fails each test that needs it, with the builder's output.
     """
-    return Baseline(ensure_baseline(shared_directory(tmp_path_factory)))
+    shared = shared_directory(tmp_path_factory)
+    return Baseline(ensure_baseline(shared, background_log=shared / "nnlab-baseline.log"))
 
 
 if __name__ == "__main__":  # the background build: python tests/pipeline_repo.py SHARED_DIRECTORY
