@@ -146,24 +146,19 @@ def peak_memory_mib(call: str) -> tuple[str, float]:
 LONGEST_FIRST = ("test_experiments.py", "test_faults.py", "test_documented_commands.py")
 
 
-#: How much lower than the baseline's build the workers run (tests/conftest.py's build-first order).
-BUILD_FIRST_NICENESS = 10
-
-
 def uses_baseline(item) -> bool:
     return "baseline" in getattr(item, "fixturenames", ())
 
 
 @pytest.hookimpl(trylast=True)   # after `-m` and `-k` have deselected: only the tests that will run count
 def pytest_collection_modifyitems(session, config, items):
-    """Tests on the shared tiny-params pipeline (tests/pipeline_repo.py) run last, and its
-    `dvc repro` starts now in the background, so the unit tests run while it builds.
+    """Tests on the shared tiny-params pipeline (tests/pipeline_repo.py) run last.
 
     `make test` hands out whole files (`--dist loadfile`) in this order (`--no-loadscope-reorder`),
-    so the files with such a test come after every file without: a worker that waits for the
-    build holds back no test that could run meanwhile. Every pytest-xdist worker collects the
-    same items and sorts them the same way; the first to get here starts the build (an
-    exclusive create decides which).
+    so the files with such a test come after every file without. The first of them builds the
+    pipeline (two DVC processes, side by side) while the other worker waits for it. Built in the
+    background beside the unit tests instead, it made `make test` no faster on 2 cores (4:42 and
+    5:01, against 4:30 to 4:55 built in turn): the same CPU, contended for.
     """
     waiting_files = {item.path for item in items if uses_baseline(item)}
 
@@ -172,27 +167,3 @@ def pytest_collection_modifyitems(session, config, items):
         return item.path in waiting_files, longest, uses_baseline(item)
 
     items.sort(key=order)
-    if not any(map(uses_baseline, items)) or config.getoption("collectonly"):
-        return
-    from pipeline_repo import shared_directory
-
-    shared = shared_directory(config._tmp_path_factory)
-    try:
-        with open(shared / "nnlab-baseline.started", "x"):
-            pass
-    except FileExistsError:
-        pass
-    else:
-        log = open(shared / "nnlab-baseline.log", "w")
-        # PYTHONPATH: this file imports nnlab, which pytest.ini's pythonpath gives the tests; the stages
-        # the builder's DVC runs still get venv_env's empty one, and import each clone's own code.
-        builder = subprocess.Popen([sys.executable, str(ROOT / "tests" / "pipeline_repo.py"), str(shared)],
-                                   cwd=ROOT, env={**venv_env(), "PYTHONPATH": str(ROOT)}, stdout=log,
-                                   stderr=subprocess.STDOUT)
-        # Waited for, not killed, at the end: the other worker may still be about to use it. Ctrl-C
-        # reaches it with the rest of the terminal's process group.
-        config.add_cleanup(builder.wait)
-    # The build, not the unit tests, is what the session waits for: every worker yields the cores
-    # to it (the builder, started above, keeps its priority), then keeps the lower one to the end,
-    # as do the processes it starts, so the workers stay even with each other.
-    os.nice(BUILD_FIRST_NICENESS)

@@ -3,9 +3,8 @@ parameters, shared by the end-to-end, sharing, queue and plots tests.
 
 Test modules load it with ``pytest_plugins = ["pipeline_repo"]``, which makes
 its session fixture global, so the tiny ``dvc repro`` runs once per test run,
-with or without pytest-xdist. tests/conftest.py starts that build in the
-background as soon as the tests are collected, and runs the tests that need it
-last, so that the unit tests run while it builds. Tests run DVC in git clones of the baseline
+with or without pytest-xdist. tests/conftest.py runs the tests that need it
+last, after the unit tests. Tests run DVC in git clones of the baseline
 (:func:`clone_workspace`), so it stays as committed and no two processes lock
 the same DVC repository.
 """
@@ -220,15 +219,12 @@ def shared_directory(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-def ensure_baseline(shared: Path, *, background_log: Path | None = None) -> Path:
-    """Build the baseline in ``shared`` unless a process before this one did; waits for one building it.
-    A build the background builder tried and failed (what it wrote to ``background_log``) is an error."""
+def ensure_baseline(shared: Path) -> Path:
+    """Build the baseline in ``shared`` unless a process before this one did; waits for one building it."""
     root = shared / "nnlab-baseline"
     with open(shared / "nnlab-baseline.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (root / "complete").exists():
-            failed = background_log.read_text() if background_log and background_log.exists() else ""
-            assert not failed.strip(), f"the background build of the baseline failed ({background_log}):\n{failed}"
             shutil.rmtree(root, ignore_errors=True)
             build_baseline(root / "repo")
             (root / "complete").touch()
@@ -240,16 +236,7 @@ def baseline(tmp_path_factory) -> Baseline:
     """A copy of the repository on tiny parameters after ``dvc repro``, committed as "baseline".
 
     Under pytest-xdist each worker has its own session: the first process to
-    get here (or the background build that conftest.py starts) builds the
-    repository in the directory the workers share; the others wait for it and
-    reuse it. Tests only read it and ``git clone`` it. A failed background
-    build fails each test that needs it, with the builder's output.
+    get here builds the repository in the directory the workers share; the
+    others wait for it and reuse it. Tests only read it and ``git clone`` it.
     """
-    shared = shared_directory(tmp_path_factory)
-    return Baseline(ensure_baseline(shared, background_log=shared / "nnlab-baseline.log"))
-
-
-if __name__ == "__main__":  # the background build: python tests/pipeline_repo.py SHARED_DIRECTORY
-    import sys
-
-    ensure_baseline(Path(sys.argv[1]))
+    return Baseline(ensure_baseline(shared_directory(tmp_path_factory)))

@@ -59,7 +59,7 @@ try:
     connection.connect(server)
 except OSError:  # the session that started the server has ended: run it the plain way
     os.execv({python!r}, [{python!r}, *argv])
-request = json.dumps({{"argv": argv[1:], "cwd": os.getcwd(), "env": dict(os.environ), "nice": os.nice(0)}}).encode()
+request = json.dumps({{"argv": argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}}).encode()
 message = struct.pack("!I", len(request)) + request
 sent = socket.send_fds(connection, [message], [0, 1, 2])
 connection.sendall(message[sent:])
@@ -137,8 +137,6 @@ def run_child(request: dict, fds: list[int]) -> None:
         extra = [entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry]
         sys.path[:] = [request["cwd"], *extra, *BASE_PATH]
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        # The caller's priority, which a python it started would have had (never above the server's).
-        os.nice(max(0, request["nice"] - os.nice(0)))
         as_a_fresh_interpreter(request["env"])
         module, *args = request["argv"]
         sys.argv = [module, *args]
