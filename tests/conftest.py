@@ -119,22 +119,13 @@ def run_stage(stage: str, params: dict, cwd: Path, *, args: list[str] = (), **op
     )
 
 
-#: ``peak_mib()``, the peak resident memory of this process in MiB, as source to put in a child's code.
-#: Not ``getrusage``'s ``ru_maxrss``: Linux carries it across ``exec`` from the process that
-#: spawned the child (with vfork, the parent itself), so a child of a pytest worker that has grown
-#: to 850 MiB reports at least that. ``VmHWM`` is the peak of the child's own memory.
-PEAK_MIB = ("def peak_mib():\n"
-            "    for line in open('/proc/self/status'):\n"
-            "        if line.startswith('VmHWM:'):\n"
-            "            return int(line.split()[1]) / 1024\n")
-
-
 def peak_memory_mib(call: str) -> tuple[str, float]:
     """Evaluate ``call`` (Python, with ``nnlab`` importable) in a fresh interpreter, so that its peak
-    memory is that call's alone: the one-line NnlabError it raised ("" if none) and the peak in MiB."""
-    code = (f"import sys\n{PEAK_MIB}from nnlab.errors import NnlabError\ntry:\n"
+    memory is that call's alone (nnlab.cli.peak_memory_mib: not ru_maxrss, which Linux carries across
+    exec from the pytest worker): the one-line NnlabError it raised ("" if none) and the peak in MiB."""
+    code = ("import sys\nfrom nnlab.cli import peak_memory_mib\nfrom nnlab.errors import NnlabError\ntry:\n"
             f"    {call}\nexcept NnlabError as exc:\n    print(exc)\n"
-            "print(peak_mib(), file=sys.stderr)")
+            "print(peak_memory_mib(), file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], env={**venv_env(), "PYTHONPATH": str(ROOT)},
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -156,9 +147,9 @@ def pytest_collection_modifyitems(session, config, items):
 
     `make test` hands out whole files (`--dist loadfile`) in this order (`--no-loadscope-reorder`),
     so the files with such a test come after every file without. The first of them builds the
-    pipeline (two DVC processes, side by side) while the other worker waits for it. Built in the
-    background beside the unit tests instead, it made `make test` no faster on 2 cores (4:42 and
-    5:01, against 4:30 to 4:55 built in turn): the same CPU, contended for.
+    pipeline (two DVC processes, side by side) while the other worker waits for it: built in the
+    background beside the unit tests instead, it used the same CPU, contended for, and made
+    `make test` no faster on 2 cores.
     """
     waiting_files = {item.path for item in items if uses_baseline(item)}
 

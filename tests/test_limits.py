@@ -23,11 +23,11 @@ from pipeline_repo import clone_workspace
 pytest_plugins = ["pipeline_repo"]
 
 #: Runs ``[[name, stage, args, params file], ...]`` (argv[1], JSON) in the current folder; prints
-#: ``{"runs": {name: [exit status, stderr]}, "peak_mib": VmHWM}``. VmHWM, unlike ru_maxrss, starts
-#: afresh at exec: it is this process's peak alone, not the forking pytest's.
+#: ``{"runs": {name: [exit status, stderr]}, "peak_mib": this process's peak alone}`` (not the forking
+#: pytest's: nnlab.cli.peak_memory_mib).
 DRIVER = """
-import contextlib, importlib, io, json, re, sys, traceback
-from nnlab.cli import run
+import contextlib, importlib, io, json, sys, traceback
+from nnlab.cli import peak_memory_mib, run
 runs = {}
 for name, stage, args, params in json.loads(sys.argv[1]):
     stderr = io.StringIO()
@@ -41,8 +41,7 @@ for name, stage, args, params in json.loads(sys.argv[1]):
             traceback.print_exc()
             status = 1
     runs[name] = [status, stderr.getvalue()]
-status = open("/proc/self/status").read()
-print(json.dumps({"runs": runs, "peak_mib": int(re.search(r"VmHWM:\\s+(\\d+)", status).group(1)) / 1024}))
+print(json.dumps({"runs": runs, "peak_mib": peak_memory_mib()}))
 """
 
 

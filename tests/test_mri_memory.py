@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import PEAK_MIB, ROOT, venv_env
+from conftest import ROOT, venv_env
 from nnlab.checkpoint import data_digest
 from nnlab.datasets import mri
 from nnlab.errors import DataError
@@ -25,9 +25,10 @@ BATCH = 50
 # The stage's path through the library (glibc's freed blocks returned, as the stages have it): the data digest of each run's checkpoint, the validation
 # run, the refit, the checkpoints and the scoring of train and test. The baseline is the peak after a
 # first run on 100 slices, so that torch's own start-up and the model's size are not counted.
-PROBE = PEAK_MIB + """
+PROBE = """
 import json, sys
 from nnlab import memory
+from nnlab.cli import peak_memory_mib
 from nnlab.checkpoint import Checkpoint
 from nnlab.datasets import mri
 from nnlab.models import mri_nets
@@ -40,12 +41,12 @@ train, validation, test = splits["train"], splits["validation"], splits["test"]
 options = dict(seed=0, device=torch.device("cpu"), epochs=1, batch_size=int(sys.argv[3]), lr=0.01)
 small = ArrayDataset(train.features[:100], train.labels[:100])
 mri_nets.fit_and_refit("simple_nn2", small, small, small, refit=True, checkpoints=(None, None), **options)
-before = peak_mib()
+before = peak_memory_mib()
 checkpoints = tuple(Checkpoint(f"{sys.argv[2]}/{name}.pt") for name in ("validation_run", "final_run"))
 model, result = mri_nets.fit_and_refit("simple_nn2", train, validation, test, refit=True,
                                        checkpoints=checkpoints, **options)
 run_metrics(model, result, train, test, info["class_names"], torch.device("cpu"), info["source"])
-print(json.dumps({"added_mib": peak_mib() - before, "trained": result.trained}))
+print(json.dumps({"added_mib": peak_memory_mib() - before, "trained": result.trained}))
 """
 
 
