@@ -3,6 +3,7 @@
     python -m bench.run                 # all loops, figures to bench/results.json
     python -m bench.run --only mnist    # some loops (names below)
     python -m bench.run --repro         # also: wall time and per-stage peak memory of a clean `dvc repro`
+    python -m bench.run --no-torch-stages   # without the torch stages' pinned-against-own timing (minutes)
 
 Each loop runs ours and the reference on the same data and parameters, checks
 that they computed the same thing (the `check` figure) and prints both times
@@ -13,7 +14,10 @@ move with it.
 Both sides compute with the float kernels every stage pins (nnlab/kernels.py). The torch loops
 and the MNIST loop then run once more in a process that opts out, with the machine's own
 kernels, and the cost of the pin is printed beside them (not with NNLAB_NATIVE_KERNELS=1 set,
-nor on a CPU without AVX2, where nothing is pinned).
+nor on a CPU without AVX2, where nothing is pinned). Last, every torch stage of the default
+pipeline runs twice in turn on the default data, with the pinned kernels and with the machine's
+own, and each pair's wall times and their ratio are printed (`torch_stages`): what the pin costs
+the default `dvc repro` (docs/speed.md).
 """
 from __future__ import annotations
 
@@ -543,6 +547,54 @@ def summary_line(name: str, figures: dict) -> str:
             f"speed-up {figures['speedup']}x ({checks})")
 
 
+# --- the torch stages, pinned against the machine's own kernels ------------------------------------
+
+#: The data stages the torch stages read, and the torch stages of the default pipeline.
+DATA_STAGES = [["generate"], ["mnist_data"], ["mnist_normalize"], ["imdb_data"], ["imdb_preprocess"],
+               ["mri_data"], ["mri_normalize"]]
+TORCH_STAGES = [["mnist_torch"], ["tanh_mlp"], ["tanh_grid"], ["imdb_train"], ["imdb_study"], ["imdb_tuned"],
+                *(["mri_train", "--model", model] for model in ("simple_nn1", "simple_nn2", "cnn1", "cnn_improved")),
+                *(["mri_study", "--study", study] for study in ("lr", "batch"))]
+
+
+def run_stage_in(folder: Path, argv: list[str], env: dict) -> float:
+    """Wall seconds of ``python -m stages.<argv>`` in ``folder``, as DVC starts it."""
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", f"stages.{argv[0]}", *argv[1:]], cwd=folder, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if result.returncode:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{result.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def torch_stages() -> dict:
+    """Each torch stage on the default params and data, pinned and then with the machine's own kernels
+    (``NNLAB_NATIVE_KERNELS=1``), each run in a fresh folder (no checkpoint to resume from)."""
+    pinned_env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    own_env = {**{k: v for k, v in pinned_env.items() if k not in kernels.PINNED}, kernels.OPT_OUT: "1"}
+    with tempfile.TemporaryDirectory(prefix="nnlab-stages-") as folder:
+        data = Path(folder) / "data_ready"
+        data.mkdir()
+        shutil.copy2(ROOT / "params.yaml", data)
+        shutil.copytree(ROOT / "data" / "imdb" / "embedded", data / "data" / "imdb" / "embedded")
+        for argv in DATA_STAGES:
+            run_stage_in(data, argv, pinned_env)
+        figures = {}
+        for argv in TORCH_STAGES:
+            times = {}
+            for side, env in (("pinned_s", pinned_env), ("own_s", own_env)):
+                scratch = Path(folder) / "run"
+                shutil.copytree(data, scratch)
+                times[side] = round(run_stage_in(scratch, argv, env), 2)
+                shutil.rmtree(scratch)
+            times["pinned_over_own"] = round(times["pinned_s"] / times["own_s"], 2)
+            figures[" ".join(argv)] = times
+            print(f"  {' '.join(argv)}: {times['pinned_s']} s pinned, {times['own_s']} s own "
+                  f"({times['pinned_over_own']}x)", flush=True)
+    pinned, own = (round(sum(t[side] for t in figures.values()), 1) for side in ("pinned_s", "own_s"))
+    return {"stages": figures, "total": {"pinned_s": pinned, "own_s": own, "pinned_over_own": round(pinned / own, 2)}}
+
+
 # --- dvc repro from a clean cache --------------------------------------------------------------------
 
 def wrap_stage_commands(dvc_yaml: Path, log: Path) -> None:
@@ -607,6 +659,8 @@ def main(argv=None) -> None:
     parser.add_argument("--mnist-iterations", type=int, default=1000,
                         help="iterations of each MNIST run (the report: 1000; the same for all three runs)")
     parser.add_argument("--repro", action="store_true", help="also time a clean `dvc repro` (minutes)")
+    parser.add_argument("--no-torch-stages", action="store_true",
+                        help="skip timing the torch stages with the pinned kernels and the machine's own")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -618,8 +672,8 @@ def main(argv=None) -> None:
           f"({m['read_one_core_gb_per_s']} on one core), "
           f"matmul {m['matmul_f64_gflop_per_s']} GFLOP/s (f64), {m['matmul_f32_gflop_per_s']} (f32)", flush=True)
     k = figures["kernels"]
-    print(f"kernels: {k['choice']} (OpenBLAS {k['openblas']}, numpy loops {k['numpy_loops']}, ATen {k['aten']})",
-          flush=True)
+    print(f"kernels: {k['choice']} (OpenBLAS {k['openblas']}, numpy loops {k['numpy_loops']}, ATen {k['aten']}, "
+          f"convolutions {k['convolutions']})", flush=True)
     for name in args.only or LOOPS:
         loop = LOOPS[name]
         result = loop(m, args.mnist_iterations) if name == "mnist" else loop(m)
@@ -634,6 +688,13 @@ def main(argv=None) -> None:
         for loop, times in figures["kernel_cost"].items():
             print(f"  {loop}: " + ", ".join(f"{key} {t['pinned_s']} s pinned, {t['own_s']} s own "
                                             f"({t['pinned_over_own']}x)" for key, t in times.items()))
+    if not args.no_torch_stages and not args.only and figures["kernels"]["choice"] == "pinned":
+        print("the torch stages of the default pipeline, pinned kernels against the machine's own "
+              f"({kernels.OPT_OUT}=1), in turn:", flush=True)
+        figures["torch_stages"] = torch_stages()
+        total = figures["torch_stages"]["total"]
+        print(f"  all torch stages: {total['pinned_s']} s pinned, {total['own_s']} s own "
+              f"({total['pinned_over_own']}x)", flush=True)
     if args.repro:
         figures["repro"] = repro()
         r = figures["repro"]

@@ -1,14 +1,27 @@
-"""The same float kernels, hence the same output bytes, on any x86-64 CPU with AVX2.
+"""The same float kernels, hence the same output bytes, on any x86-64 CPU with AVX2, Intel or AMD.
 
-numpy's and scipy's OpenBLAS, numpy's own SIMD loops and torch's ATen, oneDNN and MKL each
-pick the fastest kernels of the CPU they load on. On a CPU with AVX-512 they sum floats in
-another order than on one with AVX2 only, so a seeded run ends with other last digits: other
-metrics and plot bytes than the committed ones. Each library caps its choice by an environment
-variable that it reads once, when it loads. :func:`pin` sets them all to the AVX2 choice, so it
-must run before numpy or torch is imported: ``nnlab/__init__.py`` calls it and
+numpy's and scipy's OpenBLAS, numpy's own SIMD loops and torch's ATen, oneDNN, NNPACK and MKL
+each pick the fastest kernels of the CPU they load on, and some block their loops by its cache
+sizes: on another CPU they sum floats in another order, so a seeded run ends with other last
+digits. :func:`pin` chooses, for every library, kernels whose order of operations is fixed
+whatever the CPU (docs/speed.md says why each choice holds):
+
+- numpy's and scipy's OpenBLAS and numpy's loops: their AVX2 kernels, by environment variables
+  they read once, when they load;
+- torch's matrix products (and the MKL vector maths behind tanh, sigmoid and Adam's square
+  root): MKL's ``COMPATIBLE`` branch, the one MKL keeps reproducible on Intel and AMD CPUs
+  alike (its ``AVX2`` branch holds on Intel CPUs only: on AMD, MKL falls back to its
+  CPU-tuned default);
+- torch's convolutions: neither oneDNN nor NNPACK, which size their blocks by the CPU's caches,
+  but ATen's own unfold and an MKL product; ATen's vectorised operators: their AVX2 build.
+  The two torch switches are not environment variables, so :func:`pin` sets them when torch
+  loads (at once, where it already has).
+
+So :func:`pin` must run before numpy or torch is imported: ``nnlab/__init__.py`` calls it and
 ``stages/__init__.py`` imports nnlab before anything else, so every ``python -m stages.…`` and
-``python -m nnlab.…`` process computes with these kernels. A process that imported numpy or
-torch before nnlab keeps the kernels they picked.
+``python -m nnlab.…`` process computes with these kernels. ``nnlab.kernel_probe`` hashes every
+operation the torch stages use, and a test compares the hashes with the committed ones on each
+CPU the suite runs on.
 
 A user's own settings of these variables are overridden: the point is the same bytes. One
 switch opts out: with ``NNLAB_NATIVE_KERNELS=1`` the environment is left as it is, so the
@@ -19,8 +32,11 @@ consequence.
 """
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
 import platform
+import sys
 from typing import MutableMapping
 
 #: The opt-out switch: ``1`` keeps the machine's (or the user's) own kernels.
@@ -30,8 +46,8 @@ PINNED = {
     "OPENBLAS_CORETYPE": "Haswell",        # numpy's and scipy's OpenBLAS: its AVX2 kernels
     "NPY_ENABLE_CPU_FEATURES": "X86_V3",   # numpy's own loops (exp, tanh, log, ...): AVX2, not AVX-512
     "ATEN_CPU_CAPABILITY": "avx2",         # torch's vectorised CPU operators
-    "ONEDNN_MAX_CPU_ISA": "AVX2",          # torch's convolutions, pooling and batch norm
-    "MKL_CBWR": "AVX2",                    # torch's matrix products: MKL's reproducible AVX2 branch
+    "ONEDNN_MAX_CPU_ISA": "AVX2",          # oneDNN, wherever torch still reaches it
+    "MKL_CBWR": "COMPATIBLE",              # torch's matrix products: MKL's branch reproducible on any vendor
 }
 
 #: Settings that contradict the pinned ones, removed with them: numpy refuses to start with both
@@ -72,12 +88,49 @@ def pin(environ: MutableMapping[str, str] = os.environ, flags: frozenset[str] | 
         for name in CONTRADICTING:
             environ.pop(name, None)
         environ.update(PINNED)
+        _when_torch_loads(pin_torch)
     return why
 
 
+def pin_torch(torch) -> None:
+    """Convolutions through ATen's unfold and MKL's product, not oneDNN or NNPACK (cache-blocked)."""
+    torch._C._set_mkldnn_enabled(False)
+    torch._C._set_nnpack_enabled(False)
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``action(module)`` once ``name`` has been imported, whoever imports it."""
+
+    def __init__(self, name: str, action) -> None:
+        self.name, self.action = name, action
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module) -> None:
+            execute(module)
+            self.action(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def _when_torch_loads(action) -> None:
+    if "torch" in sys.modules:
+        action(sys.modules["torch"])
+    elif not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport("torch", action))
+
+
 def in_effect() -> dict[str, str]:
-    """The kernels this process computes with, as numpy, OpenBLAS and torch report them (oneDNN and
-    MKL report theirs only in verbose logs)."""
+    """The kernels this process computes with, as numpy, OpenBLAS and torch report them (MKL reports
+    its branch only in verbose logs)."""
     import scipy.linalg  # noqa: F401  (scipy's own OpenBLAS, which the pin reaches too)
     import torch
     from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__   # what np.show_runtime reads
@@ -87,5 +140,7 @@ def in_effect() -> dict[str, str]:
                    if info["internal_api"] == "openblas"})
     return {"openblas": ", ".join(blas),
             "numpy_loops": " ".join(name for name in __cpu_dispatch__ if __cpu_features__[name]) or "baseline",
-            "aten": torch.backends.cpu.get_cpu_capability()}
+            "aten": torch.backends.cpu.get_cpu_capability(),
+            "convolutions": "oneDNN" if torch._C._get_mkldnn_enabled() else
+                            "NNPACK" if torch._C._get_nnpack_enabled() else "ATen unfold + MKL"}
 
