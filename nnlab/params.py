@@ -44,6 +44,45 @@ SECTIONS = frozenset({
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
+#: How much of a value a one-line error shows: a value can be a list of thousands of items.
+SHOWN_VALUE_CHARS = 80
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to :data:`SHOWN_VALUE_CHARS` characters."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_CHARS else f"{text[:SHOWN_VALUE_CHARS - 1]}…"
+
+
+class _Refused(Exception):
+    """What :class:`_StrictLoader` refuses, with the line it refuses."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as DVC reads params.yaml, and no more: a key twice in one mapping is refused (DVC refuses
+    it too, where PyYAML would keep the last), and so is an alias, whose nested expansion can take
+    the machine's memory and time before any check sees the value."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(f"a YAML alias (*{event.anchor}) at line {event.start_mark.line + 1}: "
+                           "params files take plain values")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict = {}
+        for key_node, _ in node.value:
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            try:
+                if key in lines:
+                    raise _Refused(f"duplicate key {shown(key)} (lines {lines[key]} and {line})")
+                lines[key] = line
+            except TypeError:   # an unhashable key: construct_mapping names it
+                continue
+        return super().construct_mapping(node, deep)
+
+
 def load_params(path: str | Path, *, sections: frozenset[str] | None = SECTIONS) -> "Section":
     """Read a params file and return its root as a :class:`Section`.
 
@@ -58,7 +97,9 @@ def load_params(path: str | Path, *, sections: frozenset[str] | None = SECTIONS)
     except (OSError, UnicodeDecodeError) as exc:
         raise ParamError(f"{path}: cannot read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)
+    except _Refused as exc:
+        raise ParamError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
@@ -89,7 +130,7 @@ class Section:
 
     def fail(self, key: str, value: Any, why: str) -> ParamError:
         """Build the one-line error for ``key`` (raise the result)."""
-        return ParamError(f"{self._file}: {self.key_path(key)} = {value!r}: {why}")
+        return ParamError(f"{self._file}: {self.key_path(key)} = {shown(value)}: {why}")
 
     def refuse(self, key: str, why: str) -> ParamError:
         """:meth:`fail` with the value as params.yaml holds it (raise the result)."""
@@ -206,7 +247,7 @@ class Section:
                     raise ValueError
                 number = int(item)
             except (TypeError, ValueError):
-                raise self.fail(key, value, f"{item!r} is not an integer") from None
+                raise self.fail(key, value, f"{shown(item)} is not an integer") from None
             if min is not None and number < min:
                 raise self.fail(key, value, f"every entry must be >= {min}")
             result.append(number)
@@ -224,7 +265,7 @@ class Section:
                     raise ValueError
                 number = float(item)
             except (TypeError, ValueError):
-                raise self.fail(key, value, f"{item!r} is not a number") from None
+                raise self.fail(key, value, f"{shown(item)} is not a number") from None
             if not math.isfinite(number) or (positive and number <= 0):
                 raise self.fail(key, value, "every entry must be a finite number" + (" > 0" if positive else ""))
             result.append(number)

@@ -1,7 +1,8 @@
 """The committed metrics and plots are what the stages produce: a forced rerun of the cheap stages,
 on the default params.yaml in a scratch folder, writes the same bytes.
 
-The stages pin their float kernels (nnlab/kernels.py), so this holds on any x86-64 CPU with AVX2;
+The stages pin their float kernels (nnlab/kernels.py), so this holds on any x86-64 CPU with AVX2
+where tests/test_kernel_probe.py passes;
 with NNLAB_NATIVE_KERNELS=1 or on another CPU the test is skipped, since the bytes may differ there.
 A failure means a code change that moved these outputs without a `dvc repro` committing them.
 """
@@ -18,9 +19,12 @@ from conftest import ROOT, stage_python, venv_env
 from nnlab import kernels
 from test_dvc_deps import entry_path, expanded_stages, load_dvc_yaml
 
-#: Seconds in all on the stage server: the generated data, two numpy models and the separation study.
+#: About 20 s in all on the stage server: the generated data, two numpy models and the separation
+#: study, and two torch models on their default data: linear MNIST and an MRI MLP (a CNN on the
+#: default slices trains for a minute; nnlab.kernel_probe's convolutions stand for it).
 CHEAP_STAGES = ["generate", "perceptron", "evaluate_2d@perceptron", "mlp_moons", "evaluate_2d@mlp_moons",
-                "separation"]
+                "separation", "mnist_data", "mnist_normalize", "mnist_torch", "mri_data", "mri_normalize",
+                "mri_model@simple_nn2", "mri_evaluate@simple_nn2"]
 
 
 def committed_outputs(stage: dict) -> list[str]:
@@ -42,8 +46,8 @@ def test_a_forced_rerun_of_the_cheap_stages_writes_the_committed_metrics_and_plo
     shutil.copy2(ROOT / "params.yaml", tmp_path)   # as written: a study runs its cases in the file's order
     expected = []
     for name in CHEAP_STAGES:
-        module, _, model = name.partition("@")
-        result = subprocess.run([stage_python(), "-m", f"stages.{module}", *(["--model", model] if model else [])],
+        _, _, module, *args = stages[name]["cmd"].split()   # python -m stages.<stage> [--model <model>]
+        result = subprocess.run([stage_python(), "-m", module, *args],
                                 cwd=tmp_path, env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True,
                                 text=True, timeout=300)
         assert result.returncode == 0, f"{name}: {result.stderr}"

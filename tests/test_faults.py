@@ -210,3 +210,28 @@ def test_forced_rerun_gives_identical_outputs(baseline, tmp_path):
     for path in metrics_files(repo):
         assert path.read_bytes() == (baseline.path / path.relative_to(repo)).read_bytes(), path
     assert not leftover_temporaries(repo)
+
+
+def test_going_back_keeps_a_model_whose_committed_version_the_cache_lacks(baseline, tmp_path):
+    """The README's way back after a run on a CPU that trained other bytes than the commit's: the
+    committed dvc.lock names a model version this cache never held. `dvc checkout` would delete the
+    workspace's model; `python -m nnlab.restore` keeps it, names it and its rebuild in one line, and
+    exits 1, while every other output and the git files come back."""
+    repo = clone_workspace(baseline.path, tmp_path / "workspace")
+    lock_text = (repo / "dvc.lock").read_text()
+    lock = yaml.safe_load(lock_text)
+    model = next(out for out in lock["stages"]["mlp_moons"]["outs"] if out["path"] == "models/mlp_moons")
+    lock_text = lock_text.replace(model["md5"], "0" * 32 + ".dir")   # a version trained elsewhere
+    (repo / "dvc.lock").write_text(lock_text)
+    sh("git", "commit", "-qam", "outputs trained on another CPU", cwd=repo)
+    weights = (repo / "models" / "mlp_moons" / "weights.npz").read_bytes()
+    (repo / "metrics" / "perceptron.json").write_text("{}\n")   # a run's leftovers, which go back
+    result = subprocess.run(["python", "-m", "nnlab.restore"], cwd=repo, env={**venv_env(), **GIT_ENV},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "models/mlp_moons" in lines[0] and "`dvc repro mlp_moons`" in lines[0], lines
+    assert (repo / "models" / "mlp_moons" / "weights.npz").read_bytes() == weights
+    assert not sh("git", "status", "--porcelain", "--untracked-files=no", cwd=repo).strip()
+    status = sh("dvc", "status", cwd=repo)
+    assert "mlp_moons" in status and "perceptron" not in status, status

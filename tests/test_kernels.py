@@ -134,4 +134,5 @@ def test_this_session_and_so_its_stage_server_compute_with_the_pinned_kernels():
     if kernels.choice(os.environ) != "pinned":
         pytest.skip(f"this session runs with {kernels.choice(os.environ)!r} kernels")
     assert {name: os.environ.get(name) for name in kernels.PINNED} == kernels.PINNED
-    assert kernels.in_effect() == {"openblas": "libscipy_openblas: Haswell", "numpy_loops": "X86_V3", "aten": "AVX2"}
+    assert kernels.in_effect() == {"openblas": "libscipy_openblas: Haswell", "numpy_loops": "X86_V3", "aten": "AVX2",
+                                   "convolutions": "ATen unfold + MKL"}

@@ -331,3 +331,35 @@ def test_int_list_refusal_names_the_key_the_value_and_why(value, reason):
 def test_int_list_takes_integers_down_to_its_minimum():
     assert section(sizes=[1, "2", 3.0]).int_list("sizes") == [1, 2, 3]
     assert section(sizes="0, 4").int_list("sizes", min=0) == [0, 4]
+
+
+def test_a_duplicate_key_is_refused_with_both_lines_as_dvc_refuses_it(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("mlp_moons:\n  lr: 0.1\n  steps: 10\n  lr: 0.2\n")
+    with pytest.raises(ParamError) as refused:
+        load_params(path, sections=None)
+    assert str(refused.value) == f"{path}: duplicate key 'lr' (lines 2 and 4)"
+    path.write_text("mlp_moons: {lr: 0.1, lr: 0.2}\n")   # a flow mapping: both on one line
+    with pytest.raises(ParamError, match=r"duplicate key 'lr' \(lines 1 and 1\)"):
+        load_params(path, sections=None)
+
+
+def test_an_alias_is_refused_before_it_expands(tmp_path):
+    """Nine levels of aliases would expand to 10**9 items: refused at the first alias, in one line."""
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  " + "\n  ".join(levels) + "\n  lr: *a9\n")
+    with pytest.raises(ParamError) as refused:
+        load_params(path, sections=None)
+    assert str(refused.value) == f"{path}: a YAML alias (*a0) at line 3: params files take plain values"
+
+
+def test_a_refused_value_is_shown_cut_to_one_short_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("mlp_moons:\n  hidden_units: [" + ", ".join(["2"] * 9_999 + ["x"]) + "]\n")
+    with pytest.raises(ParamError) as refused:
+        load_params(path, sections=None).section("mlp_moons").int_list("hidden_units")
+    message = str(refused.value)
+    assert message.startswith(f"{path}: mlp_moons.hidden_units = [2, 2, ") and "…: 'x' is not an integer" in message
+    assert len(message) < 200 + len(str(path))
