@@ -575,7 +575,8 @@ def torch_stages() -> dict:
     with tempfile.TemporaryDirectory(prefix="nnlab-stages-") as folder:
         data = Path(folder) / "data_ready"
         data.mkdir()
-        shutil.copy2(ROOT / "params.yaml", data)
+        for name in ("params.yaml", "references.yaml"):   # a study reads the reports' figures too
+            shutil.copy2(ROOT / name, data)
         shutil.copytree(ROOT / "data" / "imdb" / "embedded", data / "data" / "imdb" / "embedded")
         for argv in DATA_STAGES:
             run_stage_in(data, argv, pinned_env)
