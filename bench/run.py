@@ -509,14 +509,18 @@ KERNEL_LOOPS = {"mnist": ("ours_eval1_s", "ours_eval10_s"), "circles_grid": ("ou
                 "cnn_epoch": ("ours_s", f"ours_{DEFAULT_TORCH_THREADS}_threads_s")}
 
 
+def own_kernels(environ: dict) -> dict:
+    """``environ`` without the pinned kernel variables and opted out: the machine's own kernels."""
+    return {**{name: value for name, value in environ.items() if name not in kernels.PINNED}, kernels.OPT_OUT: "1"}
+
+
 def with_own_kernels(loops: list[str], mnist_iterations: int) -> dict:
     """The figures of ``loops`` from a run of this benchmark that opts out of the pinned kernels."""
-    env = {name: value for name, value in os.environ.items() if name not in kernels.PINNED}
     with tempfile.TemporaryDirectory(prefix="nnlab-bench-") as folder:
         output = Path(folder) / "own_kernels.json"
         subprocess.run([sys.executable, "-m", "bench.run", "--only", *loops, "--mnist-iterations",
                         str(mnist_iterations), "--output", str(output)], cwd=ROOT, check=True,
-                       env={**env, kernels.OPT_OUT: "1"}, stdout=subprocess.DEVNULL)
+                       env=own_kernels(os.environ), stdout=subprocess.DEVNULL)
         return json.loads(output.read_text())
 
 
@@ -559,19 +563,18 @@ TORCH_STAGES = [["mnist_torch"], ["tanh_mlp"], ["tanh_grid"], ["imdb_train"], ["
 
 def run_stage_in(folder: Path, argv: list[str], env: dict) -> float:
     """Wall seconds of ``python -m stages.<argv>`` in ``folder``, as DVC starts it."""
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", f"stages.{argv[0]}", *argv[1:]], cwd=folder, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds, result = clock(subprocess.run, [sys.executable, "-m", f"stages.{argv[0]}", *argv[1:]], cwd=folder,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if result.returncode:
         raise SystemExit(f"{' '.join(argv)} failed:\n{result.stderr[-3000:]}")
-    return time.perf_counter() - start
+    return seconds
 
 
 def torch_stages() -> dict:
     """Each torch stage on the default params and data, pinned and then with the machine's own kernels
     (``NNLAB_NATIVE_KERNELS=1``), each run in a fresh folder (no checkpoint to resume from)."""
     pinned_env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    own_env = {**{k: v for k, v in pinned_env.items() if k not in kernels.PINNED}, kernels.OPT_OUT: "1"}
+    own_env = own_kernels(pinned_env)
     with tempfile.TemporaryDirectory(prefix="nnlab-stages-") as folder:
         data = Path(folder) / "data_ready"
         data.mkdir()

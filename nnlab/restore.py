@@ -46,11 +46,12 @@ def main() -> int:
     from dvc.repo import Repo
 
     with Repo(".") as repo:
-        outs = [out for out in repo.index.outs if out.use_cache]
-        missing = [out for out in outs if not cached(out)]
-        present = [str(out) for out in outs if cached(out)]
+        present, missing = [], []
+        for out in repo.index.outs:
+            if out.use_cache:
+                (present if cached(out) else missing).append(out)
     if present:
-        checkout = subprocess.run(["dvc", "checkout", "--quiet", *present])
+        checkout = subprocess.run(["dvc", "checkout", "--quiet", *map(str, present)])
         if checkout.returncode != 0:
             print("error: dvc checkout failed (above); the outputs it names may be missing", file=sys.stderr)
             return 2

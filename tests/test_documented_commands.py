@@ -318,11 +318,8 @@ def check_claims(text: str, line: str, result: subprocess.CompletedProcess, repo
     if text.startswith("git restore"):
         dirty = run("git status --porcelain --untracked-files=no", repo).stdout
         return [f"{text} left tracked files changed:\n{dirty}"] if dirty.strip() else []
-    if text == "python -m nnlab.restore":   # every model is in this clone's cache: all of it back, exit 0
-        dirty = run("git status --porcelain --untracked-files=no", repo).stdout
-        status = run("dvc status", repo).stdout
-        problems = [f"{text} left tracked files changed:\n{dirty}"] if dirty.strip() else []
-        return problems + ([] if "up to date" in status else [f"{text} left the workspace unlike dvc.lock:\n{status}"])
+    if text == "python -m nnlab.restore":   # every model is in this clone's cache: what the two commands it replaces claim
+        return check_claims("git restore", line, result, repo) + check_claims("dvc checkout", line, result, repo)
     if text == "dvc checkout":
         status = run("dvc status", repo).stdout
         return [] if "up to date" in status else [f"dvc checkout left the workspace unlike dvc.lock:\n{status}"]
