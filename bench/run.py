@@ -4,6 +4,7 @@
     python -m bench.run --only mnist    # some loops (names below)
     python -m bench.run --repro         # also: wall time and per-stage peak memory of a clean `dvc repro`
     python -m bench.run --no-torch-stages   # without the torch stages' pinned-against-own timing (minutes)
+    python -m bench.run --no-dvc        # without the timing of DVC's own work (minutes)
 
 Each loop runs ours and the reference on the same data and parameters, checks
 that they computed the same thing (the `check` figure) and prints both times
@@ -17,7 +18,8 @@ kernels, and the cost of the pin is printed beside them (not with NNLAB_NATIVE_K
 nor on a CPU without AVX2, where nothing is pinned). Last, every torch stage of the default
 pipeline runs twice in turn on the default data, with the pinned kernels and with the machine's
 own, and each pair's wall times and their ratio are printed (`torch_stages`): what the pin costs
-the default `dvc repro` (docs/speed.md).
+the default `dvc repro` (docs/speed.md). And DVC's own time in `dvc status`, a no-op `dvc repro`
+and two experiments is printed beside the stages' time, with its target (`dvc`).
 """
 from __future__ import annotations
 
@@ -657,6 +659,54 @@ def repro() -> dict:
             "load_average_after": [round(x, 2) for x in os.getloadavg()], "stages": stages}
 
 
+# --- DVC's own time -----------------------------------------------------------------------------------
+
+#: The commands a user repeats all day, with the targets of issue 37: DVC's own time (wall time less
+#: the stages' time in logs/stage_runs.jsonl) against the stage time, or the whole command's wall time.
+DVC_COMMANDS = [("dvc status", ["dvc", "status"], {"wall_s": 3.0}),
+                ("no-op dvc repro", ["dvc", "repro"], {"wall_s": 3.0}),
+                ("dvc exp run -S mlp_moons.lr=0.1", ["dvc", "exp", "run", "-S", "mlp_moons.lr=0.1"],
+                 {"wall_s": 15.0, "dvc_over_stages": 1.0}),
+                ("dvc exp run -S train.lr=0.1", ["dvc", "exp", "run", "-S", "train.lr=0.1"],
+                 {"dvc_over_stages": 0.25})]
+
+
+def dvc_overhead() -> dict:
+    """Each of :data:`DVC_COMMANDS` in a clone of the last commit that shares this checkout's DVC cache,
+    reset to that commit before each. The stage time is the sum of the seconds the stages logged
+    (their work from import to exit of ``main``): what is left of the wall time is DVC's, plus
+    each stage's interpreter start and imports."""
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+
+    def run(argv, cwd):
+        return subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="nnlab-dvc-") as folder:
+        clone = Path(folder) / "repo"
+        run(["git", "clone", "-q", str(ROOT), str(clone)], folder)
+        run(["dvc", "cache", "dir", "--local", str(ROOT / ".dvc" / "cache")], clone)
+        log = clone / "logs" / "stage_runs.jsonl"
+        for label, argv, target in DVC_COMMANDS:
+            run(["git", "reset", "-q", "--hard"], clone)
+            run(["dvc", "checkout", "-q"], clone)
+            logged = len(log.read_text().splitlines()) if log.exists() else 0
+            wall, _ = clock(run, argv, clone)
+            stages = [json.loads(line) for line in log.read_text().splitlines()[logged:]] if log.exists() else []
+            stage_s = sum(stage["seconds"] for stage in stages)
+            row = {"wall_s": round(wall, 2), "stages": len(stages), "stage_s": round(stage_s, 2),
+                   "dvc_s": round(wall - stage_s, 2), "target": target}
+            if stages:
+                row["dvc_over_stages"] = round((wall - stage_s) / stage_s, 2)
+            row["met"] = all(row.get(key, float("inf")) <= limit for key, limit in target.items())
+            figures[label] = row
+            print(f"  {label}: {row['wall_s']} s wall, {row['stages']} stages {row['stage_s']} s, DVC's own "
+                  f"{row['dvc_s']} s" + (f" ({row['dvc_over_stages']}x the stages)" if stages else "")
+                  + f"; target {target}: {'met' if row['met'] else 'NOT met'}", flush=True)
+    return figures
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", choices=sorted(LOOPS), help="run these loops only")
@@ -665,6 +715,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repro", action="store_true", help="also time a clean `dvc repro` (minutes)")
     parser.add_argument("--no-torch-stages", action="store_true",
                         help="skip timing the torch stages with the pinned kernels and the machine's own")
+    parser.add_argument("--no-dvc", action="store_true",
+                        help="skip timing DVC's own work in status, repro and two experiments (minutes)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -699,6 +751,10 @@ def main(argv=None) -> None:
         total = figures["torch_stages"]["total"]
         print(f"  all torch stages: {total['pinned_s']} s pinned, {total['own_s']} s own "
               f"({total['pinned_over_own']}x)", flush=True)
+    if not args.no_dvc and not args.only:
+        print("DVC's own time in the commands a user repeats (a clone of the last commit, the stages' "
+              "time from logs/stage_runs.jsonl):", flush=True)
+        figures["dvc"] = dvc_overhead()
     if args.repro:
         figures["repro"] = repro()
         r = figures["repro"]
