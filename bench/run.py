@@ -461,7 +461,7 @@ def bench_cnn_epoch(_machine: dict) -> dict:
 def bench_mri_epoch(_machine: dict) -> dict:
     """One epoch of cnn_improved with the report's plain SGD (batch 32, lr 0.01), then the test set, on
     Kaggle-sized random slices (600 train, 150 test, 3x208x176 float32, 290 MB) in .npy files: ours
-    reads each batch from the files (nnlab.datasets.mri.NpyRows), the reference loads the arrays
+    reads each batch from the files (nnlab.datasets.npy_rows.NpyRows), the reference loads the arrays
     whole, as the report held its tensors. Time on one torch thread, and the peak memory of numpy's
     buffers (the network's own memory is torch's, the same on both sides)."""
     from nnlab.datasets import mri

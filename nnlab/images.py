@@ -10,7 +10,7 @@ the float64 copy needs several times that. Here:
 - :func:`fit_pixel_scaler` feeds scikit-learn's ``StandardScaler.partial_fit``
   ``chunk_size`` images at a time, so no copy of the whole matrix is made;
 - :func:`write_standardized` streams the result chunk by chunk into a ``.npy``
-  file that training reads a batch at a time (:class:`nnlab.datasets.mri.NpyRows`).
+  file that training reads a batch at a time (:class:`nnlab.datasets.npy_rows.NpyRows`).
 
 Peak memory is then a few chunks plus the pages of the uint8 input.
 """

@@ -1,7 +1,7 @@
 """A shared PyTorch loop for classifiers on (possibly memory-mapped) numpy arrays.
 
 - :class:`ArrayDataset` hands out whole mini-batches from arrays that may be
-  read from disk a batch at a time (:class:`nnlab.datasets.mri.NpyRows`), so
+  read from disk a batch at a time (:class:`nnlab.datasets.npy_rows.NpyRows`), so
   a data set larger than memory is never held whole; :class:`StackedRows` puts
   two such arrays one after the other without copying them together;
 - :func:`train_classifier` runs SGD (the reports') or AdamW on
@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from nnlab.datasets.mri import row_indices
+from nnlab.datasets.npy_rows import row_indices
 from nnlab.results import TrainResult, classifier_scores, diverged_scores, macro_f1, model_evaluation
 
 CLASS_WEIGHTS = ("none", "balanced")
