@@ -621,6 +621,11 @@ def wrap_stage_commands(dvc_yaml: Path, log: Path) -> None:
     dvc_yaml.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
+def venv_on_path() -> dict:
+    """This process's environment with the project's virtual environment first on PATH, for ``dvc``."""
+    return {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+
+
 def repro() -> dict:
     """`dvc repro` of the default pipeline in a fresh copy (tracked and untracked-not-ignored files, new git)."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
@@ -643,7 +648,7 @@ def repro() -> dict:
         (copy / "bench" / "__init__.py").touch()
         log = Path(folder) / "stages.jsonl"
         wrap_stage_commands(copy / "dvc.yaml", log)
-        env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+        env = venv_on_path()
         for command in (["git", "init", "-q"], ["git", "add", "-A"],
                         ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "bench"]):
             subprocess.run(command, cwd=copy, check=True, env=env)
@@ -676,7 +681,7 @@ def dvc_overhead() -> dict:
     reset to that commit before each. The stage time is the sum of the seconds the stages logged
     (their work from import to exit of ``main``): what is left of the wall time is DVC's, plus
     each stage's interpreter start and imports."""
-    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = venv_on_path()
 
     def run(argv, cwd):
         return subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
@@ -691,9 +696,9 @@ def dvc_overhead() -> dict:
         for label, argv, target in DVC_COMMANDS:
             run(["git", "reset", "-q", "--hard"], clone)
             run(["dvc", "checkout", "-q"], clone)
-            logged = len(log.read_text().splitlines()) if log.exists() else 0
+            log.unlink(missing_ok=True)   # then it holds this command's stages alone
             wall, _ = clock(run, argv, clone)
-            stages = [json.loads(line) for line in log.read_text().splitlines()[logged:]] if log.exists() else []
+            stages = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
             stage_s = sum(stage["seconds"] for stage in stages)
             row = {"wall_s": round(wall, 2), "stages": len(stages), "stage_s": round(stage_s, 2),
                    "dvc_s": round(wall - stage_s, 2), "target": target}

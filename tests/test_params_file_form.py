@@ -16,13 +16,15 @@ from dvc.utils.hydra import apply_overrides
 
 from conftest import ROOT
 
+COMMITTED = (ROOT / "params.yaml").read_text()
+
 
 def changed_lines(tmp_path, *overrides: str) -> tuple[list[str], str]:
     path = tmp_path / "params.yaml"
     shutil.copy2(ROOT / "params.yaml", path)
     apply_overrides(path, list(overrides))
-    before, after = (ROOT / "params.yaml").read_text(), path.read_text()
-    diff = [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+    after = path.read_text()
+    diff = [line for line in difflib.unified_diff(COMMITTED.splitlines(), after.splitlines(), lineterm="", n=0)
             if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     return diff, after
 
@@ -48,9 +50,9 @@ def test_one_key_set_as_dvc_exp_run_sets_it_changes_one_line_and_keeps_every_com
                                                                                      old, new):
     diff, after = changed_lines(tmp_path, override)
     values = yaml.safe_load(after)
-    original = yaml.safe_load((ROOT / "params.yaml").read_text())
+    original = yaml.safe_load(COMMITTED)
     for part in key:
         values, original = values[part], original[part]
     assert (original, values) == (old, new)
     assert len(diff) == 2, f"{override}: {len(diff) // 2} lines changed:\n" + "\n".join(diff)
-    assert comments(after) == comments((ROOT / "params.yaml").read_text())
+    assert comments(after) == comments(COMMITTED)
